@@ -1,0 +1,1 @@
+"""The HTTP API under ``/ngsi-ld/v1``: routes, thin handlers, content negotiation and error rendering."""

@@ -1,0 +1,119 @@
+"""Attribute resources: ``/entities/{entityId}/attrs`` and ``/entities/{entityId}/attrs/{attrId}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..services import broker_of
+from ..errors import NgsiError, bad_request
+from ..jsonld import Context
+from ..model import operations
+from ..model.entity import attribute_iri, parse_entity, parse_instance
+from ..model.operations import Write
+from .http import JSON, LD_JSON, MERGE_PATCH, body_context, json_response, no_content, read_json, tenant_of
+from .params import bool_param, check_params, entity_path_id, link_context, now, options_of
+
+
+def update_result(write: Write, ctx: Context) -> Response:
+    """204 when every attribute was written, 207 with an UpdateResult otherwise."""
+    if not write.not_updated:
+        return no_content()
+    body = {"updated": [ctx.compact_attr(i) for i in write.updated],
+            "notUpdated": [{"attributeName": ctx.compact_attr(i), "reason": reason}
+                           for i, reason in write.not_updated]}
+    return json_response(body, status=207)
+
+
+async def _body(request: Request, *, patch: bool = False) -> tuple[Any, Context, str]:
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    allowed = (JSON, LD_JSON, MERGE_PATCH) if patch else (JSON, LD_JSON)
+    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes, allowed=allowed)
+    ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
+    return body, ctx, tenant
+
+
+async def append_attributes(request: Request) -> Response:
+    check_params(request, ("options", "type", "local"))
+    overwrite = "noOverwrite" not in options_of(request, ("noOverwrite",))
+    entity_id = entity_path_id(request)
+    body, ctx, tenant = await _body(request)
+    fragment = parse_entity(body, ctx, require_id=False, require_type=False)
+    operations.check_same_id(fragment, entity_id)
+    stamp, stamp_dt = now()
+    write = await broker_of(request).entities.modify(
+        tenant, entity_id, "append", lambda row: operations.append(row, fragment, stamp, overwrite=overwrite),
+        stamp, stamp_dt)
+    return update_result(write, ctx)
+
+
+async def update_attributes(request: Request) -> Response:
+    check_params(request, ("options", "type", "local"))
+    entity_id = entity_path_id(request)
+    body, ctx, tenant = await _body(request, patch=True)
+    fragment = parse_entity(body, ctx, require_id=False, require_type=False, allow_null=True)
+    operations.check_same_id(fragment, entity_id)
+    stamp, stamp_dt = now()
+    write = await broker_of(request).entities.modify(
+        tenant, entity_id, "update", lambda row: operations.update(row, fragment, stamp), stamp, stamp_dt)
+    return update_result(write, ctx)
+
+
+def _attribute_body(body: Any, name: str, iri: str, ctx: Context, *, partial: bool) -> dict[str, Any]:
+    if isinstance(body, dict) and "@context" in body:
+        body = {k: v for k, v in body.items() if k != "@context"}
+    if partial and not isinstance(body, dict):
+        raise bad_request("the attribute fragment must be a JSON object")
+    if body is None or body == {}:
+        raise NgsiError("InvalidRequest", "the attribute fragment is empty")
+    return parse_instance(f"attribute '{name}'", iri, body, ctx, allow_null=partial)
+
+
+async def partial_update(request: Request) -> Response:
+    check_params(request, ("type", "local"))
+    entity_id = entity_path_id(request)
+    name = request.path_params["attr_id"]
+    body, ctx, tenant = await _body(request, patch=True)
+    iri = attribute_iri(name, ctx)
+    patch = _attribute_body(body, name, iri, ctx, partial=True)
+    if isinstance(body, dict) and "type" not in body:
+        patch.pop("type", None)  # concise fragment: the stored type stays unless one is given
+    stamp, stamp_dt = now()
+    await broker_of(request).entities.modify(
+        tenant, entity_id, "partialUpdate", lambda row: operations.partial_update(row, iri, patch, stamp),
+        stamp, stamp_dt)
+    return no_content()
+
+
+async def replace_attribute(request: Request) -> Response:
+    check_params(request, ("type", "local"))
+    entity_id = entity_path_id(request)
+    name = request.path_params["attr_id"]
+    body, ctx, tenant = await _body(request)
+    iri = attribute_iri(name, ctx)
+    inst = _attribute_body(body, name, iri, ctx, partial=False)
+    stamp, stamp_dt = now()
+    await broker_of(request).entities.modify(
+        tenant, entity_id, "replaceAttr", lambda row: operations.replace_attribute(row, iri, inst, stamp),
+        stamp, stamp_dt)
+    return no_content()
+
+
+async def delete_attribute(request: Request) -> Response:
+    check_params(request, ("datasetId", "deleteAll", "type", "local"))
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    entity_id = entity_path_id(request)
+    ctx = await link_context(request)
+    iri = attribute_iri(request.path_params["attr_id"], ctx)
+    dataset_id = request.query_params.get("datasetId")
+    delete_all = bool_param(request, "deleteAll")
+    stamp, stamp_dt = now()
+    await broker.entities.modify(
+        tenant, entity_id, "deleteAttr",
+        lambda row: operations.delete_attribute(row, iri, dataset_id, delete_all), stamp, stamp_dt)
+    return no_content()
+

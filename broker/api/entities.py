@@ -1,0 +1,99 @@
+"""Entity resources: ``/entities`` and ``/entities/{entityId}`` (create, retrieve, replace, merge, delete).
+
+Each handler: check its declared parameters, parse the body with the request's @context, run the model
+rule through the store, render.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..services import broker_of
+from ..errors import not_found
+from ..model import operations
+from ..model.entity import parse_entity
+from .http import (GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content,
+                   read_json, tenant_of)
+from .params import check_params, entity_path_id, link_context, now, options_of, view_of
+from .render import entity_response
+
+RETRIEVE_PARAMS = ("attrs", "options", "format", "lang", "geometryProperty", "type", "local", "pick", "omit",
+                   "join", "joinLevel", "containedBy", "datasetId")
+
+
+async def create_entity(request: Request) -> Response:
+    check_params(request, ("local",))
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes)
+    ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
+    entity = parse_entity(body, ctx)
+    stamp, stamp_dt = now()
+    await broker.entities.create(tenant, entity, stamp, stamp_dt)
+    return Response(status_code=201, headers={"Location": f"/ngsi-ld/v1/entities/{quote(entity.id, safe=':')}"})
+
+
+async def retrieve_entity(request: Request) -> Response:
+    check_params(request, RETRIEVE_PARAMS)
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    entity_id = entity_path_id(request)
+    media = negotiate(request, (JSON, LD_JSON, GEO_JSON))
+    ctx = await link_context(request)
+    view = view_of(request, ctx, options_of(request, ("keyValues", "simplified", "concise", "normalized",
+                                                      "sysAttrs")))
+    row = await broker.entities.get(tenant, entity_id)
+    if row is None or not _type_matches(request, ctx, row["types"]):
+        raise not_found(f"entity {entity_id} does not exist")
+    if view.attrs is not None and not any(a in row["attrs"] for a in view.attrs):
+        raise not_found(f"entity {entity_id} has none of the requested attributes")
+    return await entity_response(request, row, ctx, view, media)
+
+
+def _type_matches(request: Request, ctx, types: list[str]) -> bool:
+    wanted = request.query_params.get("type")
+    if not wanted:
+        return True
+    return any(ctx.expand_term(t.strip()) in types for t in wanted.split(","))
+
+
+async def replace_entity(request: Request) -> Response:
+    check_params(request, ("local", "type"))
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    entity_id = entity_path_id(request)
+    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes)
+    ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
+    entity = parse_entity(body, ctx, require_id=False)
+    operations.check_same_id(entity, entity_id)
+    stamp, stamp_dt = now()
+    await broker.entities.modify(tenant, entity_id, "replace",
+                                 lambda row: operations.replace(row, entity, stamp), stamp, stamp_dt)
+    return no_content()
+
+
+async def merge_entity(request: Request) -> Response:
+    check_params(request, ("local", "type", "options", "format", "observedAt", "lang"))
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    entity_id = entity_path_id(request)
+    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes,
+                                  allowed=(JSON, LD_JSON, MERGE_PATCH))
+    ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
+    patch = parse_entity(body, ctx, require_id=False, require_type=False, allow_null=True)
+    operations.check_same_id(patch, entity_id)
+    stamp, stamp_dt = now()
+    await broker.entities.modify(tenant, entity_id, "merge",
+                                 lambda row: operations.merge(row, patch, stamp), stamp, stamp_dt)
+    return no_content()
+
+
+async def delete_entity(request: Request) -> Response:
+    check_params(request, ("local", "type"))
+    broker = broker_of(request)
+    stamp, _ = now()
+    await broker.entities.delete(tenant_of(request), entity_path_id(request), stamp)
+    return no_content()

@@ -1,0 +1,251 @@
+"""The NGSI-LD write rules as pure functions: current entity state + validated input -> ``Write``.
+
+Nothing here touches the database: ``broker.store.entities`` reads the current state, calls one of these,
+and stores the ``Write`` only if the entity did not change meanwhile (optimistic concurrency), so every rule
+is easy to test and is applied exactly once per stored change.
+
+Instances are matched by ``datasetId`` (absent = the default instance). An instance that replaces another
+keeps its ``createdAt``; every written instance gets ``modifiedAt = now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import bad_request, not_found
+from .entity import NULL, EntityInput
+
+Instances = list[dict[str, Any]]
+
+
+@dataclass
+class Write:
+    """What an operation changes in one entity, and the change-log entry that records it."""
+
+    types: list[str]
+    scopes: list[str] | None
+    set_attrs: dict[str, Instances] = field(default_factory=dict)  # attribute -> its new instance list
+    removed: list[str] = field(default_factory=list)  # attributes deleted entirely
+    updated: list[str] = field(default_factory=list)  # attribute IRIs reported as updated
+    not_updated: list[tuple[str, str]] = field(default_factory=list)  # (attribute IRI, reason)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.set_attrs or self.removed)
+
+
+def stamp(inst: dict[str, Any], previous: dict[str, Any] | None, now: str) -> dict[str, Any]:
+    inst["createdAt"] = previous["createdAt"] if previous and "createdAt" in previous else now
+    inst["modifiedAt"] = now
+    return inst
+
+
+def _index(instances: Instances, dataset_id: str | None) -> int:
+    for i, inst in enumerate(instances):
+        if inst.get("datasetId") == dataset_id:
+            return i
+    return -1
+
+
+def _put(instances: Instances, inst: dict[str, Any]) -> None:
+    """Insert or replace by datasetId, keeping the default instance first."""
+    i = _index(instances, inst.get("datasetId"))
+    if i >= 0:
+        instances[i] = inst
+    elif "datasetId" not in inst:
+        instances.insert(0, inst)
+    else:
+        instances.append(inst)
+
+
+def new_entity_attrs(entity: EntityInput, now: str) -> dict[str, Instances]:
+    return {iri: [stamp(inst, None, now) for inst in insts] for iri, insts in entity.attrs.items()}
+
+
+def _merge_types(current: list[str], extra: list[str]) -> list[str]:
+    return current + [t for t in extra if t not in current]
+
+
+def append(current: Any, entity: EntityInput, now: str, *, overwrite: bool = True) -> Write:
+    """Append Entity Attributes (POST .../attrs), also batch update and upsert with options=update."""
+    attrs = current["attrs"]
+    write = Write(_merge_types(list(current["types"]), entity.types),
+                  entity.scopes if entity.scopes is not None else current["scopes"])
+    for iri, insts in entity.attrs.items():
+        existing = list(attrs.get(iri, []))
+        touched = False
+        for inst in insts:
+            i = _index(existing, inst.get("datasetId"))
+            if i >= 0 and not overwrite:
+                write.not_updated.append((iri, "the attribute exists and noOverwrite was requested"))
+                continue
+            _put(existing, stamp(inst, existing[i] if i >= 0 else None, now))
+            touched = True
+        if touched:
+            write.set_attrs[iri] = existing
+            write.updated.append(iri)
+    return write
+
+
+def update(current: Any, entity: EntityInput, now: str) -> Write:
+    """Update Entity Attributes (PATCH .../attrs): only instances that exist are replaced; an NGSI-LD Null
+    (the attribute, or its value member) deletes the matching instance."""
+    attrs = current["attrs"]
+    write = Write(list(current["types"]), current["scopes"])
+    for iri, insts in entity.attrs.items():
+        existing = list(attrs.get(iri, []))
+        if not insts:  # "attr": "urn:ngsi-ld:null"
+            if existing:
+                write.removed.append(iri)
+                write.updated.append(iri)
+            else:
+                write.not_updated.append((iri, "the attribute does not exist"))
+            continue
+        touched = False
+        for inst in insts:
+            i = _index(existing, inst.get("datasetId"))
+            if i < 0:
+                write.not_updated.append((iri, "the attribute (with this datasetId) does not exist"))
+                continue
+            if _is_deletion(inst):
+                del existing[i]
+            else:
+                existing[i] = stamp(_drop_null_markers(inst), existing[i], now)
+            touched = True
+        if touched:
+            if existing:
+                write.set_attrs[iri] = existing
+            else:
+                write.removed.append(iri)
+            write.updated.append(iri)
+    return write
+
+
+def merge_instance(old: dict[str, Any], patch: dict[str, Any], now: str) -> dict[str, Any]:
+    """Merge-patch of one instance: members in the patch replace, null sub-attributes are deleted."""
+    merged = dict(old)
+    if patch.get("type") and patch["type"] != old["type"]:
+        merged = {k: v for k, v in old.items() if ":" in k or k in ("datasetId", "createdAt")}
+    for key, value in patch.items():
+        if value is None or (":" in key and isinstance(value, dict) and _is_deletion(value)):
+            merged.pop(key, None)
+        elif ":" in key and isinstance(old.get(key), dict) and isinstance(value, dict) and "type" in value:
+            merged[key] = merge_instance(old[key], value, now) if value["type"] == old[key]["type"] else value
+        else:
+            merged[key] = value
+    return stamp(merged, old, now)
+
+
+def partial_update(current: Any, iri: str, patch: dict[str, Any], now: str) -> Write:
+    """Partial Attribute Update (PATCH .../attrs/{attrId}): the instance must exist."""
+    existing = list(current["attrs"].get(iri, []))
+    i = _index(existing, patch.get("datasetId"))
+    if i < 0:
+        raise not_found("the entity has no such attribute (with this datasetId)")
+    write = Write(list(current["types"]), current["scopes"], updated=[iri])
+    if _is_deletion(patch):  # an NGSI-LD Null value deletes the instance (5.6.4.4)
+        del existing[i]
+    else:
+        if patch.get("type") and patch["type"] != existing[i]["type"]:
+            raise bad_request(f"the attribute is a {existing[i]['type']}; a partial update cannot make it a "
+                              f"{patch['type']}")
+        existing[i] = merge_instance(existing[i], patch, now)
+    if existing:
+        write.set_attrs[iri] = existing
+    else:
+        write.removed.append(iri)
+    return write
+
+
+def replace_attribute(current: Any, iri: str, inst: dict[str, Any], now: str) -> Write:
+    """Replace Attribute (PUT .../attrs/{attrId}): the instance must exist and is replaced entirely."""
+    existing = list(current["attrs"].get(iri, []))
+    i = _index(existing, inst.get("datasetId"))
+    if i < 0:
+        raise not_found("the entity has no such attribute (with this datasetId)")
+    existing[i] = stamp(inst, existing[i], now)
+    return Write(list(current["types"]), current["scopes"], set_attrs={iri: existing}, updated=[iri])
+
+
+def delete_attribute(current: Any, iri: str, dataset_id: str | None, delete_all: bool) -> Write:
+    existing = list(current["attrs"].get(iri, []))
+    write = Write(list(current["types"]), current["scopes"])
+    if not existing:
+        raise not_found("the entity has no such attribute")
+    if delete_all:
+        write.removed.append(iri)
+        return write
+    i = _index(existing, dataset_id)
+    if i < 0:
+        raise not_found("the attribute has no instance with this datasetId" if dataset_id
+                        else "the attribute has no default instance")
+    del existing[i]
+    if existing:
+        write.set_attrs[iri] = existing
+    else:
+        write.removed.append(iri)
+    return write
+
+
+def merge(current: Any, patch: EntityInput, now: str) -> Write:
+    """Merge Entity (PATCH /entities/{id}): merge-patch, NGSI-LD Null deletes."""
+    attrs = current["attrs"]
+    scopes = current["scopes"] if patch.scopes is None else (patch.scopes or None)
+    write = Write(_merge_types(list(current["types"]), patch.types), scopes)
+    for iri, insts in patch.attrs.items():
+        existing = list(attrs.get(iri, []))
+        if not insts:  # the attribute was set to null
+            if existing:
+                write.removed.append(iri)
+            continue
+        for inst in insts:
+            i = _index(existing, inst.get("datasetId"))
+            if _is_deletion(inst):
+                if i >= 0:
+                    del existing[i]
+                continue
+            if i >= 0:
+                existing[i] = merge_instance(existing[i], inst, now)
+            else:
+                _put(existing, stamp(_drop_null_markers(inst), None, now))
+        if existing:
+            write.set_attrs[iri] = existing
+        elif iri in attrs:
+            write.removed.append(iri)
+        write.updated.append(iri)
+    return write
+
+
+def _is_deletion(inst: dict[str, Any]) -> bool:
+    return any(inst.get(m) == NULL for m in ("value", "object", "vocab", "json", "languageMap", "valueList",
+                                             "objectList"))
+
+
+def _drop_null_markers(inst: dict[str, Any]) -> dict[str, Any]:
+    """A new instance keeps no deletion markers (None sub-attributes) of the patch."""
+    if all(v is not None for v in inst.values()):
+        return inst
+    return {k: v for k, v in inst.items() if v is not None}
+
+
+def replace(current: Any, entity: EntityInput, now: str) -> Write:
+    """Replace Entity (PUT /entities/{id}) and batch upsert (replace): the new attribute set wins."""
+    attrs = current["attrs"]
+    write = Write(entity.types or list(current["types"]), entity.scopes)
+    for iri, insts in entity.attrs.items():
+        old = attrs.get(iri, [])
+        write.set_attrs[iri] = [stamp(inst, _match(old, inst), now) for inst in insts]
+        write.updated.append(iri)
+    write.removed = [iri for iri in attrs if iri not in entity.attrs]
+    return write
+
+
+def _match(instances: Instances, inst: dict[str, Any]) -> dict[str, Any] | None:
+    i = _index(instances, inst.get("datasetId"))
+    return instances[i] if i >= 0 else None
+
+
+def check_same_id(entity: EntityInput, path_id: str) -> None:
+    if entity.id and entity.id != path_id:
+        raise bad_request(f"the id in the body ({entity.id}) differs from the id in the URL ({path_id})")

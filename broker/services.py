@@ -1,0 +1,28 @@
+"""The per-process services a request handler uses (pool, tenants, contexts, stores), built by ``broker.app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.requests import Request
+
+from .config import Settings
+from .jsonld import ContextResolver
+from .store.batch import BatchStore
+from .store.entities import EntityStore
+from .store.tenants import Tenants
+
+
+@dataclass
+class Broker:
+    settings: Settings
+    pool: asyncpg.Pool
+    tenants: Tenants
+    contexts: ContextResolver
+    entities: EntityStore
+    batch: BatchStore
+
+
+def broker_of(request: Request) -> Broker:
+    return request.app.state.broker

@@ -1,0 +1,1 @@
+"""PostgreSQL storage: connection pool, versioned schema, tenants, entities and the change log."""

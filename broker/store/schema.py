@@ -1,0 +1,146 @@
+"""The database schema, as versioned migrations, and the runner that applies them.
+
+Two kinds of migrations:
+
+* ``GLOBAL``: the ``ngsild`` schema shared by all tenants (tenant registry, change log, @context store).
+* ``TENANT``: the tables of one tenant, applied to each tenant schema (``{schema}`` is replaced by the
+  tenant's validated schema name). A tenant created later gets all of them at once.
+
+Migrations are append-only: never edit one that has shipped, add the next version. The runner holds a
+PostgreSQL advisory lock while it works, so several broker processes starting together are safe: the first
+applies, the others wait and find nothing left to do.
+
+Storage layout (what the query, notification and temporal issues build on):
+
+* ``{schema}.entities``: one row per entity. ``id`` is ``COLLATE "C"`` so its unique B-tree also serves
+  ``idPattern`` prefixes; ``types`` (expanded IRIs) has a GIN index for type queries; ``attrs`` holds the
+  attributes in the internal form described in ``broker.model``; ``version`` increases on every write and is
+  how single-entity writes detect a concurrent change (optimistic concurrency, see ``broker.store.entities``).
+* ``ngsild.changes``: what every write changed, appended in the same statement/transaction as the write,
+  one row per request (a batch is one row): the durable record a notification dispatcher and a temporal
+  history consume.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+# an arbitrary constant: the advisory lock that serialises schema changes across processes
+MIGRATION_LOCK_KEY = 7_260_431_919
+
+GLOBAL: list[tuple[int, str, str]] = [
+    (1, "tenant registry, change log, @context store", """
+CREATE TABLE ngsild.tenants (
+    name text PRIMARY KEY,
+    schema_name text NOT NULL UNIQUE,
+    schema_version integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE ngsild.changes (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant text NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    payload jsonb NOT NULL
+);
+CREATE INDEX changes_at ON ngsild.changes (at);
+CREATE TABLE ngsild.contexts (
+    tenant text NOT NULL DEFAULT '',
+    id text NOT NULL,
+    url text NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('Hosted', 'Cached', 'ImplicitlyCreated')),
+    body jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    last_used_at timestamptz,
+    hits bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, id)
+);
+CREATE UNIQUE INDEX contexts_url ON ngsild.contexts (tenant, url);
+"""),
+]
+
+TENANT: list[tuple[int, str, str]] = [
+    (1, "entities", """
+CREATE TABLE {schema}.entities (
+    pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text COLLATE "C" NOT NULL,
+    types text[] NOT NULL,
+    scopes text[],
+    created_at timestamptz NOT NULL,
+    modified_at timestamptz NOT NULL,
+    version integer NOT NULL DEFAULT 1,
+    attrs jsonb NOT NULL
+);
+CREATE UNIQUE INDEX entities_id ON {schema}.entities (id);
+CREATE INDEX entities_types ON {schema}.entities USING gin (types);
+"""),
+]
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema_name(name: str) -> str:
+    """Schema names are spliced into SQL: only our own generated, lower-case identifiers pass."""
+    if not _SCHEMA_NAME.match(name):
+        raise ValueError(f"invalid schema name {name!r}")
+    return name
+
+
+async def _global_version(conn: asyncpg.Connection) -> int:
+    await conn.execute("""
+        CREATE SCHEMA IF NOT EXISTS ngsild;
+        CREATE TABLE IF NOT EXISTS ngsild.schema_migrations (
+            version integer PRIMARY KEY,
+            description text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )""")
+    return await conn.fetchval("SELECT coalesce(max(version), 0) FROM ngsild.schema_migrations")
+
+
+async def migrate_tenant(conn: asyncpg.Connection, schema: str, current: int) -> int:
+    """Apply the pending tenant migrations to one schema (caller holds the lock, inside a transaction)."""
+    check_schema_name(schema)
+    version = current
+    for number, description, sql in TENANT:
+        if number <= current:
+            continue
+        log.info("migrating tenant schema %s to version %d: %s", schema, number, description)
+        await conn.execute(sql.replace("{schema}", schema))
+        version = number
+    await conn.execute("UPDATE ngsild.tenants SET schema_version = $1 WHERE schema_name = $2", version, schema)
+    return version
+
+
+async def _prefer_lz4(conn: asyncpg.Connection) -> None:
+    """Change-log payloads are large JSON: lz4 compresses them far faster than the default pglz. Servers
+    built without lz4 keep pglz."""
+    try:
+        async with conn.transaction():
+            await conn.execute("ALTER TABLE ngsild.changes ALTER COLUMN payload SET COMPRESSION lz4")
+    except asyncpg.PostgresError:
+        log.info("this PostgreSQL has no lz4; the change log keeps pglz compression")
+
+
+async def migrate(conn: asyncpg.Connection) -> None:
+    """Bring the global schema and every tenant schema up to date."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+        current = await _global_version(conn)
+        for number, description, sql in GLOBAL:
+            if number <= current:
+                continue
+            log.info("migrating global schema to version %d: %s", number, description)
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO ngsild.schema_migrations (version, description) VALUES ($1, $2)",
+                               number, description)
+            if number == 1:
+                await _prefer_lz4(conn)
+        latest = TENANT[-1][0]
+        rows = await conn.fetch("SELECT schema_name, schema_version FROM ngsild.tenants WHERE schema_version < $1",
+                                latest)
+        for row in rows:
+            await migrate_tenant(conn, row["schema_name"], row["schema_version"])

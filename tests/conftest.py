@@ -1,0 +1,49 @@
+"""Session fixtures: one broker HTTP server (subprocess) on a fresh database, and an aiohttp client.
+
+Set TEST_DATABASE_URL to use a PostgreSQL server (a fresh database is created on it and dropped after);
+otherwise an embedded PostgreSQL is started in a temporary directory. Set BROKER_URL to test a broker that
+is already running (then no database is created).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+from hypothesis import settings
+
+# CI: the same examples every run (no flaky discoveries in CI; explore locally), no per-example deadline on a
+# shared 2-core machine
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+from broker.testing import BrokerProcess, fresh_database, server_dsn
+
+
+@pytest.fixture(scope="session")
+def database_dsn() -> Iterator[str]:
+    with server_dsn() as admin, fresh_database(admin) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    external = os.environ.get("BROKER_URL")
+    if external:
+        yield external.rstrip("/")
+        return
+    dsn = request.getfixturevalue("database_dsn")
+    broker = BrokerProcess(dsn).start()
+    try:
+        yield broker.url
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

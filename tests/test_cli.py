@@ -1,0 +1,69 @@
+"""The command line and the embedded PostgreSQL lifecycle: one command runs the broker, data survives a
+restart, SIGTERM stops the embedded server cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from broker.cli import build_parser, settings_from
+from broker.config import parse_context_files
+from broker.testing import BrokerProcess
+
+
+def test_help_documents_every_setting():
+    out = subprocess.run([sys.executable, "-m", "broker", "--help"], capture_output=True, text=True, check=True)
+    for flag in ("--host", "--port", "--database-url", "--data-dir", "--log-level", "--context-file", "serve"):
+        assert flag in out.stdout
+    for var in ("DATABASE_URL", "NGSILD_DATA_DIR", "NGSILD_CONTEXT_FILES"):
+        assert var in out.stdout
+
+
+def test_flags_override_environment():
+    args = build_parser().parse_args(["serve", "--port", "2000", "--context-file", "http://x/c.jsonld=/tmp/c"])
+    env = {"NGSILD_PORT": "1500", "NGSILD_HOST": "127.0.0.1", "DATABASE_URL": "postgresql://db/x",
+           "NGSILD_CONTEXT_FILES": "http://y/c.jsonld=/tmp/y"}
+    settings = settings_from(args, env)
+    assert settings.port == 2000 and settings.host == "127.0.0.1" and settings.database_url == "postgresql://db/x"
+    assert settings.context_files == {"http://y/c.jsonld": "/tmp/y", "http://x/c.jsonld": "/tmp/c"}
+
+
+def test_context_files_spec():
+    assert parse_context_files("a=b; c=d\n") == {"a": "b", "c": "d"}
+    with pytest.raises(ValueError):
+        parse_context_files("no-equals-sign")
+
+
+def _post(url: str, body: dict) -> int:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.slow
+def test_embedded_postgres_survives_restart_and_stops_on_sigterm(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    broker = BrokerProcess(None, args=["--data-dir", str(data_dir)]).start(timeout=90)
+    try:
+        assert _post(broker.url + "/ngsi-ld/v1/entities", {"id": "urn:ngsi-ld:T:1", "type": "T", "p": 1}) == 201
+    finally:
+        code = broker.stop()
+    assert code == 0, broker.output()
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "embedded PostgreSQL still running"
+    again = BrokerProcess(None, args=["--data-dir", str(data_dir)]).start(timeout=90)
+    try:
+        assert _get(again.url + "/ngsi-ld/v1/entities/urn:ngsi-ld:T:1?options=keyValues")["p"] == 1
+    finally:
+        assert again.stop() == 0
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()

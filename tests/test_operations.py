@@ -1,0 +1,140 @@
+"""The write rules of broker.model.operations on the internal form (no database, no HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.errors import NgsiError
+from broker.model import operations as ops
+from broker.model.entity import NULL, EntityInput
+
+T0, T1 = "2024-01-01T00:00:00.000000Z", "2024-01-02T00:00:00.000000Z"
+SPEED, NAME = "https://ex.org/speed", "https://ex.org/name"
+TYPE = "https://ex.org/Vehicle"
+
+
+def prop(value, **extra):
+    return {"type": "Property", "value": value, **extra}
+
+
+def stored(value, **extra):
+    return {**prop(value, **extra), "createdAt": T0, "modifiedAt": T0}
+
+
+def current(**attrs):
+    return {"id": "urn:v:1", "types": [TYPE], "scopes": None, "attrs": attrs}
+
+
+def fragment(**attrs):
+    return EntityInput("", [], None, {k: v for k, v in attrs.items()})
+
+
+def test_append_adds_and_overwrites_keeping_created_at():
+    cur = current(**{SPEED: [stored(10)]})
+    write = ops.append(cur, fragment(**{SPEED: [prop(20)], NAME: [prop("a")]}), T1)
+    assert write.set_attrs[SPEED] == [{**prop(20), "createdAt": T0, "modifiedAt": T1}]
+    assert write.set_attrs[NAME] == [{**prop("a"), "createdAt": T1, "modifiedAt": T1}]
+    assert sorted(write.updated) == sorted([SPEED, NAME]) and not write.not_updated
+
+
+def test_append_no_overwrite_reports_existing():
+    cur = current(**{SPEED: [stored(10)]})
+    write = ops.append(cur, fragment(**{SPEED: [prop(20)], NAME: [prop("a")]}), T1, overwrite=False)
+    assert SPEED not in write.set_attrs
+    assert write.not_updated == [(SPEED, "the attribute exists and noOverwrite was requested")]
+    assert write.updated == [NAME]
+
+
+def test_append_new_dataset_instance_keeps_default_first():
+    cur = current(**{SPEED: [stored(10)]})
+    write = ops.append(cur, fragment(**{SPEED: [prop(30, datasetId="urn:ds:gps")]}), T1)
+    assert [i.get("datasetId") for i in write.set_attrs[SPEED]] == [None, "urn:ds:gps"]
+    write = ops.append(current(**{SPEED: [stored(30, datasetId="urn:ds:gps")]}), fragment(**{SPEED: [prop(1)]}),
+                       T1)
+    assert [i.get("datasetId") for i in write.set_attrs[SPEED]] == [None, "urn:ds:gps"]
+
+
+def test_update_only_existing_instances():
+    cur = current(**{SPEED: [stored(10)]})
+    write = ops.update(cur, fragment(**{SPEED: [prop(11)], NAME: [prop("x")]}), T1)
+    assert write.set_attrs == {SPEED: [{**prop(11), "createdAt": T0, "modifiedAt": T1}]}
+    assert [name for name, _ in write.not_updated] == [NAME]
+
+
+def test_partial_update_merges_members_and_requires_instance():
+    sub = "https://ex.org/source"
+    cur = current(**{SPEED: [stored(10, unitCode="KMH", **{sub: prop("gps")})]})
+    write = ops.partial_update(cur, SPEED, {"value": 12}, T1)
+    inst = write.set_attrs[SPEED][0]
+    assert inst["value"] == 12 and inst["unitCode"] == "KMH" and inst[sub] == prop("gps")
+    assert inst["createdAt"] == T0 and inst["modifiedAt"] == T1
+    with pytest.raises(NgsiError) as err:
+        ops.partial_update(cur, SPEED, {"value": 1, "datasetId": "urn:ds:none"}, T1)
+    assert err.value.status == 404
+    assert ops.partial_update(cur, SPEED, {"value": NULL}, T1).removed == [SPEED]  # NGSI-LD Null deletes
+    with pytest.raises(NgsiError) as err:
+        ops.partial_update(cur, SPEED, {"type": "Relationship", "object": "urn:x:1"}, T1)
+    assert err.value.error_type == "BadRequestData"
+
+
+def test_update_null_deletes_instance_or_attribute():
+    cur = current(**{SPEED: [stored(1), stored(2, datasetId="urn:ds:a")], NAME: [stored("a")]})
+    write = ops.update(cur, fragment(**{SPEED: [{"type": "Property", "value": NULL, "datasetId": "urn:ds:a"}],
+                                        NAME: []}), T1)
+    assert [i.get("datasetId") for i in write.set_attrs[SPEED]] == [None]
+    assert write.removed == [NAME] and not write.not_updated
+
+
+def test_replace_attribute_replaces_whole_instance():
+    cur = current(**{SPEED: [stored(10, unitCode="KMH")]})
+    write = ops.replace_attribute(cur, SPEED, prop(5), T1)
+    assert write.set_attrs[SPEED] == [{**prop(5), "createdAt": T0, "modifiedAt": T1}]
+    with pytest.raises(NgsiError):
+        ops.replace_attribute(current(), SPEED, prop(5), T1)
+
+
+@pytest.mark.parametrize("dataset_id, delete_all, left", [
+    (None, False, ["urn:ds:a"]), ("urn:ds:a", False, [None]), (None, True, []),
+])
+def test_delete_attribute(dataset_id, delete_all, left):
+    cur = current(**{SPEED: [stored(1), stored(2, datasetId="urn:ds:a")]})
+    write = ops.delete_attribute(cur, SPEED, dataset_id, delete_all)
+    if left:
+        assert [i.get("datasetId") for i in write.set_attrs[SPEED]] == left
+    else:
+        assert write.removed == [SPEED]
+
+
+def test_delete_attribute_missing_instance_is_404():
+    with pytest.raises(NgsiError) as err:
+        ops.delete_attribute(current(**{SPEED: [stored(1)]}), SPEED, "urn:ds:x", False)
+    assert err.value.status == 404
+
+
+def test_merge_null_deletes_and_merges_sub_attributes():
+    sub, sub2 = "https://ex.org/source", "https://ex.org/accuracy"
+    cur = current(**{SPEED: [stored(10, **{sub: prop("gps"), sub2: prop(1)})], NAME: [stored("a")]})
+    patch = fragment(**{SPEED: [{"type": "Property", "value": 11, sub2: None}], NAME: []})
+    write = ops.merge(cur, patch, T1)
+    assert write.removed == [NAME]
+    inst = write.set_attrs[SPEED][0]
+    assert inst["value"] == 11 and inst[sub] == prop("gps") and sub2 not in inst
+
+
+def test_merge_null_value_deletes_one_instance():
+    cur = current(**{SPEED: [stored(1), stored(2, datasetId="urn:ds:a")]})
+    write = ops.merge(cur, fragment(**{SPEED: [{"type": "Property", "value": NULL, "datasetId": "urn:ds:a"}]}), T1)
+    assert [i.get("datasetId") for i in write.set_attrs[SPEED]] == [None]
+
+
+def test_replace_entity_removes_missing_attributes():
+    cur = current(**{SPEED: [stored(1)], NAME: [stored("a")]})
+    write = ops.replace(cur, EntityInput("urn:v:1", [TYPE], ["/a"], {SPEED: [prop(2)]}), T1)
+    assert write.removed == [NAME] and write.scopes == ["/a"]
+    assert write.set_attrs[SPEED][0]["createdAt"] == T0
+
+
+def test_check_same_id():
+    ops.check_same_id(EntityInput("", [], None, {}), "urn:a")
+    with pytest.raises(NgsiError):
+        ops.check_same_id(EntityInput("urn:b", [], None, {}), "urn:a")
