@@ -36,7 +36,7 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
             await schema.migrate(conn)
         finally:
             await conn.close()
-        pool = await db.create_pool(dsn, settings.pool_size)
+        pool = await db.create_pool(dsn, settings.pool_size, settings.statement_timeout_ms)
         tenants = Tenants(pool)
         await tenants.schema(DEFAULT_TENANT, create=True)
         contexts = ContextResolver(settings, pool)

@@ -38,6 +38,8 @@ class Settings:
     max_json_depth: int = 64
     # entities per batch request
     max_batch_entities: int = 10_000
+    # milliseconds any one SQL statement may run (guards against pathological queries and regexes)
+    statement_timeout_ms: int = 30_000
     # seconds a change-log row is kept when no consumer has taken it
     change_retention_seconds: float = 600.0
 
@@ -72,6 +74,7 @@ def env_defaults(environ: os._Environ[str] | dict[str, str] = os.environ) -> dic
         "NGSILD_MAX_BODY_BYTES": ("max_body_bytes", int),
         "NGSILD_MAX_BATCH_ENTITIES": ("max_batch_entities", int),
         "NGSILD_CHANGE_RETENTION": ("change_retention_seconds", float),
+        "NGSILD_STATEMENT_TIMEOUT_MS": ("statement_timeout_ms", int),
     }
     for var, (name, conv) in simple.items():
         if environ.get(var):

@@ -634,7 +634,14 @@ async def test_purge_keep_and_drop_together_is_400(ngsi: Ngsi) -> None:
 # ---------------------------------------------------------------------------------------------- methods
 
 
-@pytest.mark.parametrize("method,path", [("PUT", "/entities"), ("PATCH", "/entities"), ("PUT", "/entities/"),
+async def test_put_patch_without_entity_id_is_400(ngsi: Ngsi) -> None:
+    """ETSI TP 054_02_02 / 056_02_02: replacing or merging ``/entities/`` (the entity id missing) is
+    BadRequestData."""
+    for method in ("PUT", "PATCH"):
+        problem(await ngsi.request(method, "/entities/", body={"type": "Vehicle"}), 400, "BadRequestData")
+
+
+@pytest.mark.parametrize("method,path", [("PUT", "/entities"), ("PATCH", "/entities"),
                                          ("GET", "/entityOperations/create"),
                                          ("DELETE", "/entityOperations/upsert")])
 async def test_unsupported_method_is_405_with_allow(ngsi: Ngsi, method: str, path: str) -> None:

@@ -54,11 +54,28 @@ def test_append_new_dataset_instance_keeps_default_first():
     assert [i.get("datasetId") for i in write.set_attrs[SPEED]] == [None, "urn:ds:gps"]
 
 
-def test_update_only_existing_instances():
+def test_update_replaces_existing_and_appends_missing():
+    """ETSI 011_01_03: Update Entity Attributes also appends attributes the entity does not have yet."""
     cur = current(**{SPEED: [stored(10)]})
     write = ops.update(cur, fragment(**{SPEED: [prop(11)], NAME: [prop("x")]}), T1)
-    assert write.set_attrs == {SPEED: [{**prop(11), "createdAt": T0, "modifiedAt": T1}]}
-    assert [name for name, _ in write.not_updated] == [NAME]
+    assert write.set_attrs == {SPEED: [{**prop(11), "createdAt": T0, "modifiedAt": T1}],
+                               NAME: [{**prop("x"), "createdAt": T1, "modifiedAt": T1}]}
+    assert not write.not_updated
+
+
+def test_update_scope_only_when_present():
+    """ETSI 011_05: a scope replaces an existing scope; an entity without scope reports it not updated."""
+    with_scope = {**current(), "scopes": ["/a"]}
+    assert ops.update(with_scope, EntityInput("", [], ["/b"], {}), T1).scopes == ["/b"]
+    write = ops.update(current(), EntityInput("", [], ["/b"], {}), T1)
+    assert write.scopes is None and write.not_updated == [("scope", "the entity has no scope to update")]
+
+
+def test_append_scope_replaces_or_adds():
+    """ETSI 010_07: scope is replaced, or with noOverwrite added to."""
+    cur = {**current(), "scopes": ["/a"]}
+    assert ops.append(cur, EntityInput("", [], ["/b"], {}), T1).scopes == ["/b"]
+    assert ops.append(cur, EntityInput("", [], ["/b"], {}), T1, overwrite=False).scopes == ["/a", "/b"]
 
 
 def test_partial_update_merges_members_and_requires_instance():

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..services import broker_of
-from ..errors import NgsiError, bad_request
+from ..errors import NgsiError
 from ..jsonld import Context
 from ..model import operations
-from ..model.entity import attribute_iri, parse_entity, parse_instance
+from ..model.entity import attribute_iri, parse_entity, parse_fragment, parse_instance
 from ..model.operations import Write
 from .http import JSON, LD_JSON, MERGE_PATCH, body_context, json_response, no_content, read_json, tenant_of
 from .params import bool_param, check_params, entity_path_id, link_context, now, options_of
@@ -62,14 +62,12 @@ async def update_attributes(request: Request) -> Response:
     return update_result(write, ctx)
 
 
-def _attribute_body(body: Any, name: str, iri: str, ctx: Context, *, partial: bool) -> dict[str, Any]:
+def _attribute_body(body: Any, name: str, iri: str, ctx: Context) -> dict[str, Any]:
     if isinstance(body, dict) and "@context" in body:
         body = {k: v for k, v in body.items() if k != "@context"}
-    if partial and not isinstance(body, dict):
-        raise bad_request("the attribute fragment must be a JSON object")
     if body is None or body == {}:
-        raise NgsiError("InvalidRequest", "the attribute fragment is empty")
-    return parse_instance(f"attribute '{name}'", iri, body, ctx, allow_null=partial)
+        raise NgsiError("InvalidRequest", "the attribute is empty")
+    return parse_instance(f"attribute '{name}'", iri, body, ctx)
 
 
 async def partial_update(request: Request) -> Response:
@@ -78,9 +76,11 @@ async def partial_update(request: Request) -> Response:
     name = request.path_params["attr_id"]
     body, ctx, tenant = await _body(request, patch=True)
     iri = attribute_iri(name, ctx)
-    patch = _attribute_body(body, name, iri, ctx, partial=True)
-    if isinstance(body, dict) and "type" not in body:
-        patch.pop("type", None)  # concise fragment: the stored type stays unless one is given
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "@context"}
+    if body == {}:
+        raise NgsiError("InvalidRequest", "the attribute fragment is empty")
+    patch = parse_fragment(f"attribute '{name}'", iri, body, ctx)
     stamp, stamp_dt = now()
     await broker_of(request).entities.modify(
         tenant, entity_id, "partialUpdate", lambda row: operations.partial_update(row, iri, patch, stamp),
@@ -94,7 +94,7 @@ async def replace_attribute(request: Request) -> Response:
     name = request.path_params["attr_id"]
     body, ctx, tenant = await _body(request)
     iri = attribute_iri(name, ctx)
-    inst = _attribute_body(body, name, iri, ctx, partial=False)
+    inst = _attribute_body(body, name, iri, ctx)
     stamp, stamp_dt = now()
     await broker_of(request).entities.modify(
         tenant, entity_id, "replaceAttr", lambda row: operations.replace_attribute(row, iri, inst, stamp),
@@ -108,10 +108,14 @@ async def delete_attribute(request: Request) -> Response:
     tenant = tenant_of(request)
     entity_id = entity_path_id(request)
     ctx = await link_context(request)
-    iri = attribute_iri(request.path_params["attr_id"], ctx)
+    name = request.path_params["attr_id"]
+    stamp, stamp_dt = now()
+    if name == "scope":  # scope is an entity member, deletable through this resource (4.18)
+        await broker.entities.modify(tenant, entity_id, "deleteAttr", operations.delete_scope, stamp, stamp_dt)
+        return no_content()
+    iri = attribute_iri(name, ctx)
     dataset_id = request.query_params.get("datasetId")
     delete_all = bool_param(request, "deleteAll")
-    stamp, stamp_dt = now()
     await broker.entities.modify(
         tenant, entity_id, "deleteAttr",
         lambda row: operations.delete_attribute(row, iri, dataset_id, delete_all), stamp, stamp_dt)

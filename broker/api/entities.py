@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..services import broker_of
-from ..errors import not_found
+from ..errors import NgsiError, not_found
 from ..model import operations
 from ..model.entity import parse_entity
 from .http import (GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content,
@@ -29,6 +29,8 @@ async def create_entity(request: Request) -> Response:
     broker = broker_of(request)
     tenant = tenant_of(request)
     body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes)
+    if body == {} or body == []:
+        raise NgsiError("InvalidRequest", "the request body holds no entity")
     ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
     entity = parse_entity(body, ctx)
     stamp, stamp_dt = now()

@@ -24,6 +24,7 @@ class NgsiMiddleware:
         if len(path) > 1 and path.endswith("/"):
             scope = dict(scope)
             scope["path"] = path.rstrip("/") or "/"
+            scope.setdefault("state", {})["trailing_slash"] = True
             raw = scope.get("raw_path")
             if raw:
                 scope["raw_path"] = raw.rstrip(b"/") or b"/"

@@ -13,11 +13,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..services import broker_of
-from ..errors import NgsiError, bad_request
+from ..errors import bad_request
+from ..model.entity import check_entity_id
 from ..model.operations import Write
+from ..query.types import parse_types
 from ..store.batch import NewState, apply_write
+from ..store.query import EntityQuery, Selector, matching_ids
 from .http import no_content, tenant_of
 from .params import bool_param, check_params, link_context, list_param, now
+from .query import parse_q_param, parse_scope_q_param
 
 CHUNK = 1000
 
@@ -30,18 +34,20 @@ async def purge(request: Request) -> Response:
     keep, drop = list_param(request, "keep"), list_param(request, "drop")
     if keep and drop:
         raise bad_request("keep and drop cannot be used together")
-    types = list_param(request, "type")
     ids = list_param(request, "id")
-    pattern = request.query_params.get("idPattern")
+    selector = Selector(ids=[check_entity_id(i) for i in ids] if ids else None,
+                        id_pattern=request.query_params.get("idPattern") or None,
+                        types=parse_types(request.query_params["type"]) if request.query_params.get("type")
+                        else None)
     attrs = list_param(request, "attrs")
-    local = bool_param(request, "local")
-    if request.query_params.get("q") or request.query_params.get("scopeQ"):
-        raise NgsiError("OperationNotSupported", "purge by q or scopeQ is not supported yet")
-    if not (types or attrs or local or ids or pattern):
-        raise bad_request("purge needs at least one of type, attrs, q, id, idPattern or local=true")
-    type_iris = [ctx.expand_term(t) for t in types] if types else None
-    attr_iris = [ctx.expand_term(a) for a in attrs] if attrs else None
-    matched = await broker.entities.matching_ids(tenant, type_iris, ids, pattern, attr_iris)
+    query = EntityQuery(selectors=[selector] if (selector.ids or selector.id_pattern or selector.types) else [],
+                        attrs=[ctx.expand_term(a) for a in attrs] if attrs else None,
+                        q=parse_q_param(request.query_params.get("q")),
+                        scope_q=parse_scope_q_param(request.query_params.get("scopeQ")))
+    if not (query.selectors or query.attrs or query.q is not None or query.scope_q is not None
+            or bool_param(request, "local")):
+        raise bad_request("purge needs at least one of type, attrs, q, scopeQ, id, idPattern or local=true")
+    matched = await matching_ids(broker.pool, broker.tenants, tenant, query, ctx)
     keep_iris = {ctx.expand_term(a) for a in keep} if keep else None
     drop_iris = {ctx.expand_term(a) for a in drop} if drop else None
 

@@ -14,10 +14,11 @@ from starlette.routing import Mount, Route
 
 from .. import __version__
 from ..errors import NgsiError
-from . import attributes, batch, contexts, entities
+from . import attributes, batch, contexts, entities, query
 from .http import json_response
 
 Handler = Callable[[Request], Awaitable[Response]]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def resource(path: str, **handlers: Handler) -> Route:
@@ -28,12 +29,15 @@ def resource(path: str, **handlers: Handler) -> Route:
     async def dispatch(request: Request) -> Response:
         handler = handlers.get(request.method)
         if handler is None:
+            if path == "/entities" and request.method in ("PUT", "PATCH") \
+                    and request.scope.get("state", {}).get("trailing_slash"):
+                # PUT/PATCH /entities/ is a request on an entity whose id is missing
+                raise NgsiError("BadRequestData", "the entity id is missing from the URL")
             raise NgsiError("MethodNotAllowed", f"{request.method} is not allowed here (allowed: {allow})",
                             status=405, title="Method not allowed", headers={"Allow": allow})
         return await handler(request)
 
-    return Route(path, dispatch, methods=list(handlers) + ["HEAD", "OPTIONS", "PUT", "PATCH", "POST",
-                                                               "DELETE", "GET"])
+    return Route(path, dispatch, methods=METHODS)
 
 
 async def version(request: Request) -> Response:
@@ -42,7 +46,8 @@ async def version(request: Request) -> Response:
 
 def routes() -> list[Route | Mount]:
     api = [
-        resource("/entities", POST=entities.create_entity, DELETE=batch.purge_entities),
+        resource("/entities", GET=query.query_entities, POST=entities.create_entity,
+                 DELETE=batch.purge_entities),
         resource("/entities/{entity_id:path}/attrs/{attr_id}", PATCH=attributes.partial_update,
                  PUT=attributes.replace_attribute, DELETE=attributes.delete_attribute),
         resource("/entities/{entity_id:path}/attrs", POST=attributes.append_attributes,
@@ -54,6 +59,7 @@ def routes() -> list[Route | Mount]:
         resource("/entityOperations/update", POST=batch.batch_update),
         resource("/entityOperations/merge", POST=batch.batch_merge),
         resource("/entityOperations/delete", POST=batch.batch_delete),
+        resource("/entityOperations/query", POST=query.query_entities_post),
         *contexts.routes,
     ]
     return [Route("/version", version, methods=["GET"]), Mount("/ngsi-ld/v1", routes=api)]

@@ -167,12 +167,45 @@ def parse_instance(where: str, iri: str, raw: Any, ctx: Context, *, depth: int =
     if attr_type is None:  # concise: a bare compound value (or a bare geometry)
         return _concise_value(where, iri, raw, ctx)
     values.check_prohibited_members(attr_type, raw, where)
+    member = VALUE_MEMBER[attr_type]
+    if member not in raw:
+        raise bad_request(f"{where}: a {attr_type} requires '{member}'")
     inst: dict[str, Any] = {"type": attr_type}
-    _value_member(where, attr_type, raw, inst, ctx, allow_null)
+    _members(where, iri, attr_type, raw, inst, ctx, depth=depth, allow_null=allow_null)
+    return inst
+
+
+def parse_fragment(where: str, iri: str, raw: Any, ctx: Context) -> dict[str, Any]:
+    """An Attribute Fragment (Partial Attribute Update): only the members given, validated; ``type`` only if
+    the user gave one (the stored attribute's type otherwise stays)."""
+    if not isinstance(raw, dict):
+        if raw is None or raw == NULL:
+            raise NgsiError("InvalidRequest", f"{where}: the fragment is null")
+        return {"value": _concise_value(where, iri, raw, ctx)["value"]}
+    declared = raw.get("type")
+    attr_type = _attribute_type(where, iri, raw, ctx) if declared is not None else None
+    if declared is not None and attr_type is None:
+        raise bad_request(f"{where}: invalid attribute type {declared!r}")
+    inferred = attr_type or next((_TYPE_BY_MEMBER[m] for m in _INFER_ORDER if m in raw), None)
+    if inferred is not None:
+        values.check_prohibited_members(inferred, raw, where)
+    inst: dict[str, Any] = {"type": attr_type} if attr_type else {}
+    _members(where, iri, attr_type, raw, inst, ctx, depth=0, allow_null=True)
+    return inst
+
+
+def _members(where: str, iri: str, attr_type: str | None, raw: dict[str, Any], inst: dict[str, Any],
+             ctx: Context, *, depth: int, allow_null: bool) -> None:
+    """Every member of an attribute object, validated into ``inst``."""
     for key, member in raw.items():
-        if key in _VALUE_MEMBERS or key == "type" or key in _SYSTEM_MEMBERS:
+        if key == "type" or key in _SYSTEM_MEMBERS:
             continue
-        if key == "datasetId":
+        if key in _VALUE_MEMBERS:
+            kind = attr_type or _TYPE_BY_MEMBER[key]
+            if attr_type is None and key == "value" and (iri in GEO_ATTRIBUTES or geojson.is_geometry(member)):
+                kind = "GeoProperty"  # a fragment without type: a geometry value means a GeoProperty
+            inst[key] = _value_member(where, kind, key, member, ctx, allow_null)
+        elif key == "datasetId":
             dataset_id = values.check_dataset_id(member, f"{where} datasetId")
             if dataset_id is not None:  # "@none" names the default instance
                 inst["datasetId"] = dataset_id
@@ -180,10 +213,8 @@ def parse_instance(where: str, iri: str, raw: Any, ctx: Context, *, depth: int =
             inst["observedAt"] = values.parse_datetime(member, f"{where} observedAt")
         elif key == "unitCode":
             inst["unitCode"] = values.check_unit_code(member, f"{where} unitCode")
-        elif key == "objectType":
-            inst["objectType"] = _vocab_values(where, member, ctx)
-        elif key == "valueType":
-            inst["valueType"] = _vocab_values(where, member, ctx)
+        elif key in ("objectType", "valueType"):
+            inst[key] = _vocab_values(where, member, ctx)
         elif key in _OTHER_MEMBERS:
             raise bad_request(f"{where}: '{key}' is not allowed in an attribute")
         else:
@@ -194,7 +225,6 @@ def parse_instance(where: str, iri: str, raw: Any, ctx: Context, *, depth: int =
             else:
                 inst[sub_iri] = parse_instance(sub_where, sub_iri, member, ctx, depth=depth + 1,
                                                allow_null=allow_null)
-    return inst
 
 
 def _attribute_type(where: str, iri: str, raw: dict[str, Any], ctx: Context) -> str | None:
@@ -232,39 +262,34 @@ def _concise_value(where: str, iri: str, raw: Any, ctx: Context) -> dict[str, An
     return {"type": "Property", "value": _value(raw, ctx)}
 
 
-def _value_member(where: str, attr_type: str, raw: dict[str, Any], inst: dict[str, Any], ctx: Context,
-                  allow_null: bool) -> None:
-    member = VALUE_MEMBER[attr_type]
-    if member not in raw:
-        raise bad_request(f"{where}: a {attr_type} requires '{member}'")
-    value = raw[member]
+def _value_member(where: str, attr_type: str, member: str, value: Any, ctx: Context, allow_null: bool) -> Any:
+    """The value member ``member`` of an attribute of ``attr_type``, validated and expanded."""
     if value is None or (value == NULL and not allow_null):
         raise bad_request(f"{where}: '{member}' must not be null")
     if allow_null and (_is_null(value) or value == {"@none": NULL}):
-        inst[member] = NULL
-    elif attr_type == "Property":
-        inst["value"] = _value(value, ctx)
-    elif attr_type == "GeoProperty":
+        return NULL
+    if member != VALUE_MEMBER[attr_type]:
+        raise bad_request(f"{where}: a {attr_type} cannot have '{member}'")
+    if attr_type == "Property":
+        return _value(value, ctx)
+    if attr_type == "GeoProperty":
         geojson.validate_geometry(value, where)
-        inst["value"] = value
-    elif attr_type == "Relationship":
-        inst["object"] = _uris(where, value, allow_list=True)
-    elif attr_type == "LanguageProperty":
+        return value
+    if attr_type == "Relationship":
+        return _uris(where, value, allow_list=True)
+    if attr_type == "LanguageProperty":
         values.check_language_map(value, where)
-        inst["languageMap"] = value
-    elif attr_type == "VocabProperty":
-        inst["vocab"] = _vocab_values(where, value, ctx)
-    elif attr_type == "JsonProperty":
+        return value
+    if attr_type == "VocabProperty":
+        return _vocab_values(where, value, ctx)
+    if attr_type == "JsonProperty":
         values.check_json_value(value, where)
-        inst["json"] = value
-    elif attr_type == "ListProperty":
-        if not isinstance(value, list):
-            raise bad_request(f"{where}: valueList must be an array")
-        inst["valueList"] = [_value(v, ctx) for v in value]
-    else:  # ListRelationship
-        if not isinstance(value, list):
-            raise bad_request(f"{where}: objectList must be an array")
-        inst["objectList"] = [{"object": _list_object(where, item)} for item in value]
+        return value
+    if not isinstance(value, list):
+        raise bad_request(f"{where}: {member} must be an array")
+    if attr_type == "ListProperty":
+        return [_value(v, ctx) for v in value]
+    return [{"object": _list_object(where, item)} for item in value]  # ListRelationship
 
 
 def _value(value: Any, ctx: Context) -> Any:

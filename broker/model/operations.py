@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import bad_request, not_found
-from .entity import NULL, EntityInput
+from .entity import NULL, VALUE_MEMBER, EntityInput
+
+_VALUE_MEMBERS = tuple(sorted(set(VALUE_MEMBER.values())))
 
 Instances = list[dict[str, Any]]
 
@@ -70,8 +72,10 @@ def _merge_types(current: list[str], extra: list[str]) -> list[str]:
 def append(current: Any, entity: EntityInput, now: str, *, overwrite: bool = True) -> Write:
     """Append Entity Attributes (POST .../attrs), also batch update and upsert with options=update."""
     attrs = current["attrs"]
-    write = Write(_merge_types(list(current["types"]), entity.types),
-                  entity.scopes if entity.scopes is not None else current["scopes"])
+    scopes = current["scopes"]
+    if entity.scopes is not None:  # scope: replaced, or with noOverwrite added to (4.18)
+        scopes = entity.scopes if overwrite or not scopes else scopes + [s for s in entity.scopes if s not in scopes]
+    write = Write(_merge_types(list(current["types"]), entity.types), scopes)
     for iri, insts in entity.attrs.items():
         existing = list(attrs.get(iri, []))
         touched = False
@@ -89,10 +93,16 @@ def append(current: Any, entity: EntityInput, now: str, *, overwrite: bool = Tru
 
 
 def update(current: Any, entity: EntityInput, now: str) -> Write:
-    """Update Entity Attributes (PATCH .../attrs): only instances that exist are replaced; an NGSI-LD Null
-    (the attribute, or its value member) deletes the matching instance."""
+    """Update Entity Attributes (PATCH .../attrs): instances are replaced, or added when they do not exist
+    (as the ETSI suite expects, 011_01_03); an NGSI-LD Null (the attribute, or its value member) deletes the
+    matching instance; types are added; a scope replaces an existing scope only (otherwise not updated)."""
     attrs = current["attrs"]
-    write = Write(list(current["types"]), current["scopes"])
+    write = Write(_merge_types(list(current["types"]), entity.types), current["scopes"])
+    if entity.scopes is not None:
+        if current["scopes"]:
+            write.scopes = entity.scopes
+        else:
+            write.not_updated.append(("scope", "the entity has no scope to update"))
     for iri, insts in entity.attrs.items():
         existing = list(attrs.get(iri, []))
         if not insts:  # "attr": "urn:ngsi-ld:null"
@@ -102,24 +112,29 @@ def update(current: Any, entity: EntityInput, now: str) -> Write:
             else:
                 write.not_updated.append((iri, "the attribute does not exist"))
             continue
-        touched = False
         for inst in insts:
             i = _index(existing, inst.get("datasetId"))
-            if i < 0:
-                write.not_updated.append((iri, "the attribute (with this datasetId) does not exist"))
-                continue
             if _is_deletion(inst):
+                if i < 0:
+                    write.not_updated.append((iri, "the attribute (with this datasetId) does not exist"))
+                    continue
                 del existing[i]
             else:
-                existing[i] = stamp(_drop_null_markers(inst), existing[i], now)
-            touched = True
-        if touched:
-            if existing:
-                write.set_attrs[iri] = existing
-            else:
-                write.removed.append(iri)
+                _put(existing, stamp(_drop_null_markers(inst), existing[i] if i >= 0 else None, now))
+        if existing:
+            write.set_attrs[iri] = existing
+        elif iri in attrs:
+            write.removed.append(iri)
+        if not any(name == iri for name, _ in write.not_updated):
             write.updated.append(iri)
     return write
+
+
+def delete_scope(current: Any) -> Write:
+    """DELETE .../attrs/scope: the entity's scopes go."""
+    if not current["scopes"]:
+        raise not_found("the entity has no scope")
+    return Write(list(current["types"]), None)
 
 
 def merge_instance(old: dict[str, Any], patch: dict[str, Any], now: str) -> dict[str, Any]:
@@ -147,9 +162,13 @@ def partial_update(current: Any, iri: str, patch: dict[str, Any], now: str) -> W
     if _is_deletion(patch):  # an NGSI-LD Null value deletes the instance (5.6.4.4)
         del existing[i]
     else:
-        if patch.get("type") and patch["type"] != existing[i]["type"]:
-            raise bad_request(f"the attribute is a {existing[i]['type']}; a partial update cannot make it a "
+        stored_type = existing[i]["type"]
+        if patch.get("type") and patch["type"] != stored_type:
+            raise bad_request(f"the attribute is a {stored_type}; a partial update cannot make it a "
                               f"{patch['type']}")
+        for member in _VALUE_MEMBERS:
+            if member in patch and member != VALUE_MEMBER[stored_type]:
+                raise bad_request(f"the attribute is a {stored_type}; it has no '{member}'")
         existing[i] = merge_instance(existing[i], patch, now)
     if existing:
         write.set_attrs[iri] = existing

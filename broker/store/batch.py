@@ -82,7 +82,7 @@ class BatchStore:
                     if outcome is None:
                         raise _Retry()  # rolls the transaction back
                 return outcome
-            except _Retry:
+            except (_Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 continue
         raise NgsiError("Conflict", "the batch kept conflicting with concurrent writes; try again", status=409)
 
@@ -127,13 +127,13 @@ class BatchStore:
             state[entity_id] = {"id": entity_id, "types": new.types, "scopes": new.scopes,
                                 "created_at": created_at, "modified_at": now, "attrs": new.attrs}
             dirty.add(entity_id)
-        rows = [state[i] for i in dirty]
+        rows = [state[i] for i in sorted(dirty)]  # id order, as the locks: no deadlock between batches
         if rows:
             written = await conn.fetch(sql.upsert, orjson.dumps(rows, default=_default))
             for record in written:
                 if record["inserted"] != (record["id"] not in before):
                     return None  # a concurrent writer created one of "our" new ids: retry
-        deleted = [i for i, s in state.items() if s is None and i in before]
+        deleted = sorted(i for i, s in state.items() if s is None and i in before)
         if deleted:
             await conn.execute(sql.delete, deleted)
         if changes:

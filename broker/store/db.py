@@ -46,7 +46,7 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
 
 
-async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
+async def create_pool(dsn: str, size: int, statement_timeout_ms: int = 30_000) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn,
         min_size=min(2, size),
@@ -56,7 +56,8 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
         statement_cache_size=1024,
         # entity documents are small; keep server-side prepared statements (no pgbouncer in between)
         max_inactive_connection_lifetime=300.0,
-        server_settings={"application_name": "ngsild-broker", "jit": "off"},
+        server_settings={"application_name": "ngsild-broker", "jit": "off",
+                         "statement_timeout": str(statement_timeout_ms)},
     )
 
 

@@ -120,24 +120,6 @@ class EntityStore:
                                   write.removed, write.set_attrs, tenant, change)
         return write if seq is not None else None
 
-    async def matching_ids(self, tenant: str, types: list[str] | None, ids: list[str] | None,
-                           pattern: str | None, attrs: list[str] | None) -> list[str]:
-        """Ids of the entities matching every given filter (types: any of; attrs: has any of)."""
-        schema = await self.tenants.schema(tenant, create=False)
-        where, args = [], []
-        for clause, arg in (("types && ${}::text[]", types), ("id = ANY(${}::text[])", ids),
-                            ("id ~ ${}", pattern), ("attrs ?| ${}::text[]", attrs)):
-            if arg:
-                args.append(arg)
-                where.append(clause.format(len(args)))
-        sql = f"SELECT id FROM {schema}.entities"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        try:
-            return [r["id"] for r in await self.pool.fetch(sql + " ORDER BY id", *args)]
-        except asyncpg.InvalidRegularExpressionError as exc:
-            raise NgsiError("BadRequestData", f"invalid idPattern: {exc}") from None
-
     async def delete(self, tenant: str, entity_id: str, now: str) -> None:
         sql = await self.sql(tenant)
         async with self.pool.acquire() as conn, conn.transaction():

@@ -1,0 +1,89 @@
+"""Entity type selection (GS CIM 009 v1.8 clause 4.17): ``A``, ``A,B`` / ``A|B`` (or), ``A;B`` (and),
+parentheses; ``;`` binds tighter than ``|`` and ``,``.
+
+Compiled to ``types @> ARRAY[$n]`` tests, which the GIN index on ``types`` serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from ..errors import bad_request
+from ..jsonld import Context
+
+
+@dataclass(frozen=True)
+class TypeName:
+    name: str
+
+
+@dataclass(frozen=True)
+class TypeOp:
+    op: str  # "and" | "or"
+    items: tuple["TypeExpr", ...]
+
+
+TypeExpr = Union[TypeName, TypeOp]
+_SPECIAL = set(",|;()")
+
+
+def parse_types(text: str) -> TypeExpr:
+    parser = _Parser(text)
+    expr = parser.disjunction()
+    if parser.pos != len(text):
+        raise bad_request(f"type: unexpected {text[parser.pos]!r} at position {parser.pos}")
+    return expr
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def _peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def disjunction(self) -> TypeExpr:
+        items = [self.conjunction()]
+        while self._peek() in (",", "|"):
+            self.pos += 1
+            items.append(self.conjunction())
+        return items[0] if len(items) == 1 else TypeOp("or", tuple(items))
+
+    def conjunction(self) -> TypeExpr:
+        items = [self.atom()]
+        while self._peek() == ";":
+            self.pos += 1
+            items.append(self.atom())
+        return items[0] if len(items) == 1 else TypeOp("and", tuple(items))
+
+    def atom(self) -> TypeExpr:
+        if self._peek() == "(":
+            self.pos += 1
+            expr = self.disjunction()
+            if self._peek() != ")":
+                raise bad_request(f"type: missing ')' at position {self.pos}")
+            self.pos += 1
+            return expr
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] not in _SPECIAL:
+            self.pos += 1
+        name = self.text[start:self.pos].strip()
+        if not name:
+            raise bad_request(f"type: a type name is expected at position {start}")
+        return TypeName(name)
+
+
+def compile_types(expr: TypeExpr, ctx: Context, args: list[Any]) -> str:
+    if isinstance(expr, TypeName):
+        args.append([ctx.expand_term(expr.name)])
+        return f"types @> ${len(args)}::text[]"
+    joiner = " AND " if expr.op == "and" else " OR "
+    return "(" + joiner.join(compile_types(item, ctx, args) for item in expr.items) + ")"
+
+
+def type_names(expr: TypeExpr) -> list[str]:
+    if isinstance(expr, TypeName):
+        return [expr.name]
+    return [name for item in expr.items for name in type_names(item)]
