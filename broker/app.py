@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from typing import AsyncIterator
 
@@ -28,6 +29,16 @@ from .services import Broker
 log = logging.getLogger(__name__)
 
 
+def tune_gc() -> None:
+    """A batch request creates tens of thousands of short-lived containers; with CPython's default gen-0
+    threshold (700) the cyclic collector re-scans them over and over (measured: ~30% of a batch upsert's
+    CPU). The broker's data has no reference cycles to speak of, so collect far less often, and move the
+    long-lived startup objects (modules, contexts) out of the collector's sight."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
+
+
 def create_app(settings: Settings, dsn: str) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -44,6 +55,7 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         entities = EntityStore(pool, tenants)
         app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities))
         pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds))
+        tune_gc()
         log.info("broker ready")
         try:
             yield

@@ -148,7 +148,7 @@ def test_replace_entity_removes_missing_attributes():
     cur = current(**{SPEED: [stored(1)], NAME: [stored("a")]})
     write = ops.replace(cur, EntityInput("urn:v:1", [TYPE], ["/a"], {SPEED: [prop(2)]}), T1)
     assert write.removed == [NAME] and write.scopes == ["/a"]
-    assert write.set_attrs[SPEED][0]["createdAt"] == T0
+    assert write.set_attrs[SPEED][0]["createdAt"] == T1  # replaced attributes are new ones
 
 
 def test_check_same_id():

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any, AsyncIterator
 
 import asyncpg
+import orjson
 import pytest
 
 from broker.errors import NgsiError
@@ -49,7 +50,7 @@ def vehicle(entity_id: str, speed: int = 0) -> EntityInput:
 
 async def changes_for(pool: asyncpg.Pool, tenant: str, entity_id: str) -> list[dict[str, Any]]:
     rows = await pool.fetch("SELECT payload FROM ngsild.changes WHERE tenant = $1 ORDER BY seq", tenant)
-    return [entry for row in rows for entry in row["payload"] if entry["id"] == entity_id]
+    return [entry for row in rows for entry in orjson.loads(row["payload"]) if entry["id"] == entity_id]
 
 
 async def test_create_writes_entity_and_change_in_one_statement(store: EntityStore, pool: asyncpg.Pool):
@@ -57,8 +58,8 @@ async def test_create_writes_entity_and_change_in_one_statement(store: EntitySto
     row = await store.get("t-create", "urn:v:c1")
     assert row["types"] == [TYPE] and row["attrs"][SPEED][0]["value"] == 5
     [change] = await changes_for(pool, "t-create", "urn:v:c1")
-    assert change["op"] == "create" and change["attrs"][SPEED]["old"] is None
-    assert change["attrs"][SPEED]["new"][0]["value"] == 5
+    assert change["op"] == "create" and change["created"] is True and change["old"] is None
+    assert change["new"][SPEED][0]["value"] == 5 and change["types"] == [TYPE] and change["removed"] == []
     with pytest.raises(NgsiError) as err:
         await store.create("t-create", vehicle("urn:v:c1", 6), *ts(1))
     assert err.value.error_type == "AlreadyExists"
@@ -81,8 +82,9 @@ async def test_concurrent_partial_updates_lose_nothing(store: EntityStore, pool:
     changes = await changes_for(pool, "t-race", "urn:v:r1")
     assert len(changes) == 51
     # each update's "old" value is exactly the previous update's "new": a gap-free history
-    olds = sorted(c["attrs"][SPEED]["old"][0]["value"] for c in changes[1:])
+    olds = sorted(c["old"][SPEED][0]["value"] for c in changes[1:])
     assert olds == list(range(50))
+    assert sorted(c["new"][SPEED][0]["value"] for c in changes[1:]) == list(range(1, 51))
 
 
 async def test_modify_missing_entity_is_404_and_writes_nothing(store: EntityStore, pool: asyncpg.Pool):
@@ -117,7 +119,7 @@ async def test_batch_is_atomic_with_one_change_row(store: EntityStore, pool: asy
     assert len(outcome.success) == 200 and [e for e, _ in outcome.errors] == ["urn:v:b-existing"]
     assert len(outcome.created) == 200
     rows = await pool.fetch("SELECT payload FROM ngsild.changes WHERE tenant = 't-batch'")
-    assert sorted(len(r["payload"]) for r in rows) == [1, 200]  # the single create, then one batch row
+    assert sorted(len(orjson.loads(r["payload"])) for r in rows) == [1, 200]  # the single create, then one batch row
     count = await pool.fetchval(f"SELECT count(*) FROM {schema_name_for('t-batch')}.entities")
     assert count == 201
 
@@ -173,6 +175,31 @@ async def test_migrations_and_tenant_creation_are_safe_concurrently(database_dsn
     assert len(set(names)) == 1
     assert await pool.fetchval("SELECT count(*) FROM ngsild.tenants WHERE name = $1",
                                "urn:ngsi-ld:tenant:concurrent") == 1
+
+
+async def test_bulk_create_and_replace(store: EntityStore, pool: asyncpg.Pool):
+    """The single-statement bulk path: create reports existing ids, replace swaps attribute sets, and one
+    change-log row per batch carries created/old/removed as PostgreSQL built them."""
+    batch = BatchStore(store)
+    name = "https://ex.org/name"
+    first = [EntityInput(f"urn:v:k{i}", [TYPE], None, {SPEED: [{"type": "Property", "value": i}],
+                                                        name: [{"type": "Property", "value": "n"}]})
+             for i in range(3)]
+    out = await batch.bulk("t-bulk", first, *ts(), replace=False, op="create")
+    assert out.created == ["urn:v:k0", "urn:v:k1", "urn:v:k2"] and not out.errors
+    again = await batch.bulk("t-bulk", [vehicle("urn:v:k0"), vehicle("urn:v:k9")], *ts(1), replace=False,
+                             op="create")
+    assert again.created == ["urn:v:k9"] and [e for e, _ in again.errors] == ["urn:v:k0"]
+    replaced = await batch.bulk("t-bulk", [vehicle("urn:v:k1", 42), vehicle("urn:v:k1", 43)], *ts(2),
+                                replace=True, op="upsert")
+    assert replaced.created == [] and replaced.success == ["urn:v:k1", "urn:v:k1"]
+    row = await store.get("t-bulk", "urn:v:k1")
+    assert row["attrs"] == {SPEED: [{"type": "Property", "value": 43, "createdAt": ts(2)[0],
+                                     "modifiedAt": ts(2)[0]}]}
+    assert row["created_at"] == ts()[1]  # the entity keeps its creation time
+    entry = (await changes_for(pool, "t-bulk", "urn:v:k1"))[-1]
+    assert entry["created"] is False and entry["removed"] == [name]
+    assert entry["old"][SPEED][0]["value"] == 1 and entry["new"][SPEED][0]["value"] == 43
 
 
 def test_schema_names_are_safe_and_distinct():

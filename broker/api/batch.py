@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..services import broker_of
-from ..errors import NgsiError, already_exists, bad_request, not_found
+from ..errors import NgsiError, bad_request, not_found
 from ..jsonld import Context
 from ..model import operations
 from ..model.entity import EntityInput, check_entity_id, parse_entity
@@ -89,19 +89,18 @@ def _creation(entity: EntityInput, ts: str, op: str) -> NewState:
     return NewState(entity.types, entity.scopes, operations.new_entity_attrs(entity, ts), None, op)
 
 
+async def _bulk(request: Request, tenant: str, entities: list[EntityInput], *, replace: bool,
+                op: str) -> BatchOutcome:
+    if not entities:
+        return BatchOutcome()
+    stamp, stamp_dt = now()
+    return await broker_of(request).batch.bulk(tenant, entities, stamp, stamp_dt, replace=replace, op=op)
+
+
 async def batch_create(request: Request) -> Response:
     check_params(request, ("local",))
     parsed, errors, tenant = await _entities(request)
-    stamp = now()
-
-    def rule(entity: EntityInput) -> Rule:
-        def apply(current: dict[str, Any] | None) -> NewState:
-            if current is not None:
-                raise already_exists(f"entity {entity.id} already exists")
-            return _creation(entity, stamp[0], "create")
-        return apply
-
-    outcome = await _run(request, tenant, [(e.id, rule(e)) for _, e in parsed], create_tenant=True, stamp=stamp)
+    outcome = await _bulk(request, tenant, [e for _, e in parsed], replace=False, op="create")
     return _result(outcome, errors, created_status=True, all_ok_status=201)
 
 
@@ -109,15 +108,16 @@ async def batch_upsert(request: Request) -> Response:
     check_params(request, ("options", "local"))
     update_mode = "update" in options_of(request, ("update", "replace"))
     parsed, errors, tenant = await _entities(request)
+    if not update_mode:  # replace: the stored state does not matter, the bulk path applies
+        outcome = await _bulk(request, tenant, [e for _, e in parsed], replace=True, op="upsert")
+        return _result(outcome, errors, created_status=True)
     stamp = now()
 
     def rule(entity: EntityInput) -> Rule:
         def apply(current: dict[str, Any] | None) -> NewState:
             if current is None:
                 return _creation(entity, stamp[0], "upsert")
-            if update_mode:
-                return apply_write(current, operations.append(current, entity, stamp[0]), "upsert")
-            return apply_write(current, operations.replace(current, entity, stamp[0]), "upsert")
+            return apply_write(current, operations.append(current, entity, stamp[0]), "upsert")
         return apply
 
     outcome = await _run(request, tenant, [(e.id, rule(e)) for _, e in parsed], create_tenant=True, stamp=stamp)

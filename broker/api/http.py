@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import NgsiError
+from ..store.tenants import check_tenant
 
 JSON = "application/json"
 LD_JSON = "application/ld+json"
@@ -64,12 +65,25 @@ def _parse_accept(header: str) -> list[tuple[str, str, float, int]]:
     return ranges
 
 
+_NEGOTIATED: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
 def negotiate(request: Request, offers: Iterable[str] = DEFAULT_OFFERS) -> str:
     """The media type to answer with, or 406 NotAcceptable."""
     header = request.headers.get("accept")
     offers = tuple(offers)
     if not header or not header.strip():
         return offers[0]
+    key = (header, offers)
+    found = _NEGOTIATED.get(key)
+    if found is None:
+        found = _choose(header, offers)
+        if len(_NEGOTIATED) < 1024:  # clients send few distinct Accept headers; cache them
+            _NEGOTIATED[key] = found
+    return found
+
+
+def _choose(header: str, offers: tuple[str, ...]) -> str:
     ranges = _parse_accept(header)
     best, best_q = None, 0.0
     for offer in offers:
@@ -87,16 +101,25 @@ def negotiate(request: Request, offers: Iterable[str] = DEFAULT_OFFERS) -> str:
 
 
 def tenant_of(request: Request) -> str:
-    tenant = request.headers.get(TENANT_HEADER)
-    if tenant is None:
+    """The request's tenant ("" = the default tenant); NgsiMiddleware has already found the header."""
+    scope = request.scope
+    if "ngsild.tenant" in scope:
+        raw = scope["ngsild.tenant"]
+    else:
+        header = request.headers.get(TENANT_HEADER)
+        raw = None if header is None else header.encode("latin-1")
+    if raw is None:
         return ""
-    tenant = tenant.strip()
+    tenant = raw.decode("latin-1").strip()  # HTTP header bytes, as Starlette decodes them
     if not tenant:
         raise NgsiError("BadRequestData", "the NGSILD-Tenant header must not be empty")
-    return tenant
+    return check_tenant(tenant)
 
 
 _LINK_ENTRY = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,]+)*)')
+
+
+_LINKS: dict[str, str | None] = {}
 
 
 def link_context_url(request: Request) -> str | None:
@@ -104,6 +127,15 @@ def link_context_url(request: Request) -> str | None:
     header = request.headers.get("link")
     if not header:
         return None
+    if header in _LINKS:
+        return _LINKS[header]
+    found = _parse_link(header)
+    if len(_LINKS) < 1024:  # clients reuse a handful of Link headers: cache the parse
+        _LINKS[header] = found
+    return found
+
+
+def _parse_link(header: str) -> str | None:
     found = None
     for match in _LINK_ENTRY.finditer(header):
         params = match.group(2).lower()

@@ -33,6 +33,7 @@ class NgsiMiddleware:
             if name == _TENANT:
                 tenant = value
                 break
+        scope["ngsild.tenant"] = tenant  # read by broker.api.http.tenant_of (saves a header scan)
         if tenant is None:
             await self.app(scope, receive, send)
             return

@@ -20,6 +20,8 @@ REPRESENTATION_OPTIONS = frozenset(("normalized", "concise", "simplified", "keyV
 
 
 def check_params(request: Request, allowed: Iterable[str]) -> None:
+    if not request.scope.get("query_string"):
+        return
     allowed = set(allowed)
     for name in request.query_params.keys():
         if name not in allowed:
@@ -28,6 +30,8 @@ def check_params(request: Request, allowed: Iterable[str]) -> None:
 
 
 def options_of(request: Request, allowed: Iterable[str]) -> set[str]:
+    if not request.scope.get("query_string"):
+        return set()
     allowed = set(allowed)
     found: set[str] = set()
     for raw in request.query_params.getlist("options"):
@@ -61,7 +65,12 @@ def bool_param(request: Request, name: str) -> bool:
     raise NgsiError("BadRequestData", f"'{name}' must be true or false")
 
 
+_DEFAULT_VIEW = View()
+
+
 def view_of(request: Request, ctx: Context, options: set[str]) -> View:
+    if not request.scope.get("query_string"):
+        return _DEFAULT_VIEW
     fmt = NORMALIZED
     chosen = [o for o in options if o in FORMATS and o != "sysAttrs"]
     if len(set(FORMATS[o] for o in chosen)) > 1:

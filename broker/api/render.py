@@ -18,9 +18,20 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+_LINK_HEADERS: dict[str, str] = {}
+
+
 async def context_headers(request: Request, ctx: Context, media: str) -> dict[str, str]:
     if media == LD_JSON:
         return {}
+    raw = ctx.raw
+    if isinstance(raw, str) and "://" in raw:  # a plain context URL: the header is always the same
+        found = _LINK_HEADERS.get(raw)
+        if found is None:
+            found = link_header(raw)
+            if len(_LINK_HEADERS) < 1024:
+                _LINK_HEADERS[raw] = found
+        return {"Link": found}
     url = await request.app.state.broker.contexts.link_url(ctx, base_url(request), tenant_of(request))
     return {"Link": link_header(url)}
 

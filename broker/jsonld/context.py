@@ -128,6 +128,8 @@ class Context:
         self.scalars_plain: bool = self._values.scalars_plain
         # attribute IRI -> the context document(s) its scoped context needs but that could not be loaded
         self.unavailable: dict[str, str] = {}
+        # broker.model's memo: attribute name as written -> its validated IRI (a dict hit per attribute)
+        self.attribute_names: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Context({self.raw!r})"

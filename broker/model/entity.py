@@ -110,6 +110,15 @@ def parse_types(raw: Any, ctx: Context, *, required: bool = True) -> list[str]:
 
 def attribute_iri(name: str, ctx: Context) -> str:
     """The expanded name of an attribute written ``name`` by the user, rejecting reserved names."""
+    found = ctx.attribute_names.get(name)
+    if found is not None:
+        return found
+    iri = _attribute_iri(name, ctx)
+    ctx.attribute_names[name] = iri  # valid in this context for good: remember
+    return iri
+
+
+def _attribute_iri(name: str, ctx: Context) -> str:
     if not isinstance(name, str) or not name:
         raise bad_request("attribute names must be non-empty strings")
     if name in RESERVED_MEMBERS:
@@ -163,16 +172,56 @@ def parse_instance(where: str, iri: str, raw: Any, ctx: Context, *, depth: int =
         if raw is None:
             raise bad_request(f"{where}: null is not a valid attribute value")
         return _concise_value(where, iri, raw, ctx)
-    attr_type = _attribute_type(where, iri, raw, ctx)
+    declared = raw.get("type")
+    if type(declared) is str and declared in VALUE_MEMBER and iri not in GEO_ATTRIBUTES:
+        attr_type: str | None = declared  # the common case: a short type name
+    else:
+        attr_type = _attribute_type(where, iri, raw, ctx)
     if attr_type is None:  # concise: a bare compound value (or a bare geometry)
         return _concise_value(where, iri, raw, ctx)
-    values.check_prohibited_members(attr_type, raw, where)
     member = VALUE_MEMBER[attr_type]
     if member not in raw:
         raise bad_request(f"{where}: a {attr_type} requires '{member}'")
+    if declared == attr_type and not allow_null and _already_internal(where, attr_type, raw, ctx):
+        return raw  # validated and already in the internal form: no copy (the request owns nothing else)
     inst: dict[str, Any] = {"type": attr_type}
     _members(where, iri, attr_type, raw, inst, ctx, depth=depth, allow_null=allow_null)
     return inst
+
+
+_PLAIN_MEMBERS = {"Property": frozenset(("type", "value", "observedAt", "unitCode", "datasetId")),
+                  "GeoProperty": frozenset(("type", "value", "observedAt", "unitCode", "datasetId")),
+                  "Relationship": frozenset(("type", "object", "observedAt", "datasetId"))}
+
+
+def _already_internal(where: str, attr_type: str, raw: dict[str, Any], ctx: Context) -> bool:
+    """The fast path of every write: the common attribute shapes (a scalar Property, a GeoProperty, a
+    single-object Relationship, with observedAt / unitCode / datasetId) are validated here and, being
+    already in the internal form, kept as they are. False sends anything else down the general path."""
+    plain = _PLAIN_MEMBERS.get(attr_type)
+    if plain is None or not plain.issuperset(raw):
+        return False
+    if attr_type == "Property":
+        value = raw["value"]
+        if type(value) not in _SCALARS or not ctx.scalars_plain or value == NULL:
+            return False
+    elif attr_type == "GeoProperty":
+        geojson.validate_geometry(raw["value"], where)
+    else:
+        target = raw["object"]
+        if type(target) is not str:
+            return False
+        values.check_uri(target, f"{where} object")
+    observed = raw.get("observedAt")
+    if observed is not None and values.parse_datetime(observed, f"{where} observedAt") != observed:
+        return False  # not in canonical form: the general path stores the normalised one
+    unit = raw.get("unitCode")
+    if unit is not None:
+        values.check_unit_code(unit, f"{where} unitCode")
+    dataset = raw.get("datasetId")
+    if dataset is not None and values.check_dataset_id(dataset, f"{where} datasetId") != dataset:
+        return False
+    return True
 
 
 def parse_fragment(where: str, iri: str, raw: Any, ctx: Context) -> dict[str, Any]:
@@ -196,35 +245,42 @@ def parse_fragment(where: str, iri: str, raw: Any, ctx: Context) -> dict[str, An
 
 def _members(where: str, iri: str, attr_type: str | None, raw: dict[str, Any], inst: dict[str, Any],
              ctx: Context, *, depth: int, allow_null: bool) -> None:
-    """Every member of an attribute object, validated into ``inst``."""
+    """Every member of an attribute object, validated into ``inst`` (the hot loop of every write)."""
+    banned = values.PROHIBITED_MEMBERS.get(attr_type) if attr_type else None
     for key, member in raw.items():
-        if key == "type" or key in _SYSTEM_MEMBERS:
+        if banned is not None and key in banned:
+            values.check_prohibited_members(attr_type, raw, where)  # raises, naming the member
+        if key == "type":
             continue
         if key in _VALUE_MEMBERS:
             kind = attr_type or _TYPE_BY_MEMBER[key]
             if attr_type is None and key == "value" and (iri in GEO_ATTRIBUTES or geojson.is_geometry(member)):
                 kind = "GeoProperty"  # a fragment without type: a geometry value means a GeoProperty
-            inst[key] = _value_member(where, kind, key, member, ctx, allow_null)
-        elif key == "datasetId":
-            dataset_id = values.check_dataset_id(member, f"{where} datasetId")
-            if dataset_id is not None:  # "@none" names the default instance
-                inst["datasetId"] = dataset_id
+            if kind == "Property" and type(member) in _SCALARS and ctx.scalars_plain and member != NULL:
+                inst["value"] = member  # the common case, inline
+            else:
+                inst[key] = _value_member(where, kind, key, member, ctx, allow_null)
         elif key == "observedAt":
             inst["observedAt"] = values.parse_datetime(member, f"{where} observedAt")
         elif key == "unitCode":
             inst["unitCode"] = values.check_unit_code(member, f"{where} unitCode")
+        elif key == "datasetId":
+            dataset_id = values.check_dataset_id(member, f"{where} datasetId")
+            if dataset_id is not None:  # "@none" names the default instance
+                inst["datasetId"] = dataset_id
+        elif key in _SYSTEM_MEMBERS:
+            continue
         elif key in ("objectType", "valueType"):
             inst[key] = _vocab_values(where, member, ctx)
         elif key in _OTHER_MEMBERS:
             raise bad_request(f"{where}: '{key}' is not allowed in an attribute")
         else:
             sub_iri = attribute_iri(key, ctx)
-            sub_where = f"{where} sub-attribute '{key}'"
             if allow_null and _is_null(member):
                 inst[sub_iri] = None  # deletion marker, resolved by the merge rules
             else:
-                inst[sub_iri] = parse_instance(sub_where, sub_iri, member, ctx, depth=depth + 1,
-                                               allow_null=allow_null)
+                inst[sub_iri] = parse_instance(f"{where} sub-attribute '{key}'", sub_iri, member, ctx,
+                                               depth=depth + 1, allow_null=allow_null)
 
 
 def _attribute_type(where: str, iri: str, raw: dict[str, Any], ctx: Context) -> str | None:

@@ -62,7 +62,11 @@ def _put(instances: Instances, inst: dict[str, Any]) -> None:
 
 
 def new_entity_attrs(entity: EntityInput, now: str) -> dict[str, Instances]:
-    return {iri: [stamp(inst, None, now) for inst in insts] for iri, insts in entity.attrs.items()}
+    """A new entity's attributes, stamped (in place: the parsed input is not used after this)."""
+    for insts in entity.attrs.values():
+        for inst in insts:
+            inst["createdAt"] = inst["modifiedAt"] = now
+    return entity.attrs
 
 
 def _merge_types(current: list[str], extra: list[str]) -> list[str]:
@@ -253,16 +257,11 @@ def replace(current: Any, entity: EntityInput, now: str) -> Write:
     attrs = current["attrs"]
     write = Write(entity.types or list(current["types"]), entity.scopes)
     for iri, insts in entity.attrs.items():
-        old = attrs.get(iri, [])
-        write.set_attrs[iri] = [stamp(inst, _match(old, inst), now) for inst in insts]
+        # a replacement: the attributes are new ones (createdAt = now), as in the bulk upsert path
+        write.set_attrs[iri] = [stamp(inst, None, now) for inst in insts]
         write.updated.append(iri)
     write.removed = [iri for iri in attrs if iri not in entity.attrs]
     return write
-
-
-def _match(instances: Instances, inst: dict[str, Any]) -> dict[str, Any] | None:
-    i = _index(instances, inst.get("datasetId"))
-    return instances[i] if i >= 0 else None
 
 
 def check_same_id(entity: EntityInput, path_id: str) -> None:

