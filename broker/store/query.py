@@ -14,6 +14,7 @@ import asyncpg
 
 from ..errors import NgsiError
 from ..jsonld import Context
+from ..query import compile_q, compile_scope_q, database_error
 from ..query.types import TypeExpr, compile_types
 from .entities import COLUMNS
 from .tenants import Tenants
@@ -59,12 +60,8 @@ def where_clause(query: EntityQuery, ctx: Context, args: list[Any]) -> str:
         args.append(query.attrs)
         conditions.append(f"attrs ?| ${len(args)}::text[]")
     if query.q is not None:
-        from ..query.sql import compile_q
-
         conditions.append(compile_q(query.q, ctx, args))
     if query.scope_q is not None:
-        from ..query.sql import compile_scope_q
-
         conditions.append(compile_scope_q(query.scope_q, args))
     return " AND ".join(conditions) if conditions else "TRUE"
 
@@ -78,8 +75,8 @@ async def matching_ids(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query:
     try:
         return [r["id"] for r in await pool.fetch(f"SELECT id FROM {schema}.entities WHERE {where} ORDER BY id",
                                                   *args)]
-    except asyncpg.InvalidRegularExpressionError as exc:
-        raise NgsiError("BadRequestData", f"invalid regular expression: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        raise _query_error(exc) from None
 
 
 async def run_query(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: EntityQuery, ctx: Context
@@ -97,8 +94,16 @@ async def run_query(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: En
         n = len(args)
         rows = await pool.fetch(f"SELECT {COLUMNS} FROM {schema}.entities WHERE {where} ORDER BY id "
                                 f"LIMIT ${n + 1} OFFSET ${n + 2}", *args, query.limit, query.offset)
-    except asyncpg.InvalidRegularExpressionError as exc:
-        raise NgsiError("BadRequestData", f"invalid regular expression: {exc}") from None
-    except asyncpg.QueryCanceledError:
-        raise NgsiError("TooComplexQuery", "the query took too long; narrow it down") from None
+    except asyncpg.PostgresError as exc:
+        raise _query_error(exc) from None
     return rows, total
+
+
+def _query_error(exc: asyncpg.PostgresError) -> Exception:
+    """What a failed query answers: 400 for a regex PostgreSQL rejects (idPattern or q), 403 when the
+    statement timeout stopped it; anything else is a genuine server error."""
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return NgsiError("TooComplexQuery", "the query took too long; narrow it down")
+    if isinstance(exc, asyncpg.InvalidRegularExpressionError):  # idPattern (q regexes: database_error)
+        return NgsiError("BadRequestData", f"invalid regular expression (PostgreSQL syntax): {exc}")
+    return database_error(exc) or exc
