@@ -6,7 +6,6 @@ Also the request's JSON-LD context (Link header or body) and the representation 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import unquote
 from typing import Any, Iterable
 
 from starlette.requests import Request
@@ -55,17 +54,6 @@ def list_param(request: Request, name: str) -> list[str] | None:
     if any(not item for item in items):
         raise NgsiError("BadRequestData", f"empty item in '{name}'")
     return items
-
-
-def raw_param(request: Request, name: str) -> str | None:
-    """A query parameter percent-decoded only: ``+`` stays ``+`` (the q and scopeQ languages use it), where
-    form decoding would turn it into a space."""
-    wanted = name.encode()
-    for part in request.scope.get("query_string", b"").split(b"&"):
-        key, _, value = part.partition(b"=")
-        if key == wanted:
-            return unquote(value.decode("latin-1"))
-    return None
 
 
 def bool_param(request: Request, name: str) -> bool:

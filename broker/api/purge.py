@@ -20,7 +20,7 @@ from ..query.types import parse_types
 from ..store.batch import NewState, apply_write
 from ..store.query import EntityQuery, Selector, matching_ids
 from .http import no_content, tenant_of
-from .params import bool_param, check_params, link_context, list_param, now, raw_param
+from .params import bool_param, check_params, link_context, list_param, now
 from .query import parse_q_param, parse_scope_q_param
 
 CHUNK = 1000
@@ -42,8 +42,8 @@ async def purge(request: Request) -> Response:
     attrs = list_param(request, "attrs")
     query = EntityQuery(selectors=[selector] if (selector.ids or selector.id_pattern or selector.types) else [],
                         attrs=[ctx.expand_term(a) for a in attrs] if attrs else None,
-                        q=parse_q_param(raw_param(request, "q")),
-                        scope_q=parse_scope_q_param(raw_param(request, "scopeQ")))
+                        q=parse_q_param(request.query_params.get("q")),
+                        scope_q=parse_scope_q_param(request.query_params.get("scopeQ")))
     if not (query.selectors or query.attrs or query.q is not None or query.scope_q is not None
             or bool_param(request, "local")):
         raise bad_request("purge needs at least one of type, attrs, q, scopeQ, id, idPattern or local=true")

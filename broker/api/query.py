@@ -20,7 +20,7 @@ from ..query.types import parse_types
 from ..services import broker_of
 from ..store.query import EntityQuery, Selector, run_query
 from .http import LD_JSON, json_response, negotiate, read_json, tenant_of
-from .params import bool_param, check_params, link_context, list_param, options_of, raw_param, view_of
+from .params import bool_param, check_params, link_context, list_param, options_of, view_of
 from .render import context_headers
 
 QUERY_PARAMS = ("id", "idPattern", "type", "attrs", "q", "scopeQ", "options", "format", "limit", "offset",
@@ -69,8 +69,8 @@ async def query_entities(request: Request) -> Response:
     query = EntityQuery(
         selectors=[selector] if (selector.ids or selector.id_pattern or selector.types) else [],
         attrs=[ctx.expand_term(a) for a in attrs] if attrs else None,
-        q=parse_q_param(raw_param(request, "q")),
-        scope_q=parse_scope_q_param(raw_param(request, "scopeQ")),
+        q=parse_q_param(request.query_params.get("q")),
+        scope_q=parse_scope_q_param(request.query_params.get("scopeQ")),
         limit=_int_param(request, "limit", DEFAULT_LIMIT, MAX_LIMIT),
         offset=_int_param(request, "offset", 0),
         count=bool_param(request, "count"))

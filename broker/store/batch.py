@@ -101,11 +101,13 @@ class BatchStore:
         sql = await self._statements(tenant, True)
         outcome = BatchOutcome()
         latest: dict[str, EntityInput] = {}
+        accepted: list[str] = []  # the items that proceed, in request order
         for entity in entities:  # one row per id: for upsert the last item wins, for create a repeat fails
             if entity.id in latest and not replace:
                 outcome.errors.append((entity.id, already_exists(f"entity {entity.id} appears twice")))
                 continue
             latest[entity.id] = entity
+            accepted.append(entity.id)
         ids = sorted(latest)
         attrs = {i: orjson.dumps(new_entity_attrs(latest[i], now)) for i in ids}
         for _ in range(MAX_ATTEMPTS):
@@ -118,7 +120,7 @@ class BatchStore:
                 continue
         else:
             raise NgsiError("Conflict", "the batch kept conflicting with concurrent writes; try again", status=409)
-        for entity_id in (e.id for e in entities if e.id in latest):
+        for entity_id in accepted:
             if entity_id in written:
                 outcome.success.append(entity_id)
                 if written[entity_id] and entity_id not in outcome.created:
