@@ -33,7 +33,7 @@ def test_append_adds_and_overwrites_keeping_created_at():
     cur = current(**{SPEED: [stored(10)]})
     write = ops.append(cur, fragment(**{SPEED: [prop(20)], NAME: [prop("a")]}), T1)
     assert write.set_attrs[SPEED] == [{**prop(20), "createdAt": T0, "modifiedAt": T1}]
-    assert write.set_attrs[NAME] == [{**prop("a"), "createdAt": T1, "modifiedAt": T1}]
+    assert write.set_attrs[NAME] == [{**prop("a"), "modifiedAt": T1}]  # createdAt == modifiedAt: not stored
     assert sorted(write.updated) == sorted([SPEED, NAME]) and not write.not_updated
 
 
@@ -59,7 +59,7 @@ def test_update_replaces_existing_and_appends_missing():
     cur = current(**{SPEED: [stored(10)]})
     write = ops.update(cur, fragment(**{SPEED: [prop(11)], NAME: [prop("x")]}), T1)
     assert write.set_attrs == {SPEED: [{**prop(11), "createdAt": T0, "modifiedAt": T1}],
-                               NAME: [{**prop("x"), "createdAt": T1, "modifiedAt": T1}]}
+                               NAME: [{**prop("x"), "modifiedAt": T1}]}
     assert not write.not_updated
 
 
@@ -148,7 +148,18 @@ def test_replace_entity_removes_missing_attributes():
     cur = current(**{SPEED: [stored(1)], NAME: [stored("a")]})
     write = ops.replace(cur, EntityInput("urn:v:1", [TYPE], ["/a"], {SPEED: [prop(2)]}), T1)
     assert write.removed == [NAME] and write.scopes == ["/a"]
-    assert write.set_attrs[SPEED][0]["createdAt"] == T1  # replaced attributes are new ones
+    assert "createdAt" not in write.set_attrs[SPEED][0]  # replaced attributes are new ones (created now)
+    assert write.set_attrs[SPEED][0]["modifiedAt"] == T1
+
+
+def test_created_at_is_stored_only_when_it_differs():
+    """broker.model: createdAt is omitted while equal to modifiedAt, and survives later modifications."""
+    fresh = {"type": "Property", "value": 1, "modifiedAt": T0}
+    assert ops.created_at(fresh) == T0
+    again = ops.stamp({"type": "Property", "value": 2}, fresh, T1)
+    assert again == {"type": "Property", "value": 2, "createdAt": T0, "modifiedAt": T1}
+    third = ops.stamp({"type": "Property", "value": 3}, again, "2024-01-03T00:00:00.000000Z")
+    assert third["createdAt"] == T0
 
 
 def test_check_same_id():

@@ -16,7 +16,9 @@ An instance is a dict holding:
   JSON-LD expanded keys but the user's array shape; GeoProperty: the GeoJSON geometry as given),
   ``object`` (+ optional ``objectType``, expanded), ``languageMap``, ``vocab`` (expanded IRIs), ``json``
   (raw JSON), ``valueList`` (items in the internal value form), ``objectList`` (URIs);
-* optional ``datasetId``, ``observedAt``, ``unitCode``; broker-kept ``createdAt``, ``modifiedAt``;
+* optional ``datasetId``, ``observedAt``, ``unitCode``; broker-kept ``modifiedAt`` and ``createdAt``, the
+  latter omitted while it equals ``modifiedAt`` (an instance never modified since its creation: most
+  instances; it saves a fifth of the stored bytes and of PostgreSQL's parse time on bulk writes);
 * sub-attributes under their expanded IRI keys (one instance each). Core member names never contain ``:``
   and expanded IRIs always do, so the two never collide.
 

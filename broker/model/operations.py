@@ -5,7 +5,7 @@ and stores the ``Write`` only if the entity did not change meanwhile (optimistic
 is easy to test and is applied exactly once per stored change.
 
 Instances are matched by ``datasetId`` (absent = the default instance). An instance that replaces another
-keeps its ``createdAt``; every written instance gets ``modifiedAt = now``.
+keeps its ``createdAt``; every written instance gets ``modifiedAt = now`` (``stamp``).
 """
 
 from __future__ import annotations
@@ -37,8 +37,17 @@ class Write:
         return bool(self.set_attrs or self.removed)
 
 
+def created_at(inst: dict[str, Any]) -> str | None:
+    """An instance's createdAt (stored only when it differs from modifiedAt, see broker.model)."""
+    return inst.get("createdAt") or inst.get("modifiedAt")
+
+
 def stamp(inst: dict[str, Any], previous: dict[str, Any] | None, now: str) -> dict[str, Any]:
-    inst["createdAt"] = previous["createdAt"] if previous and "createdAt" in previous else now
+    created = created_at(previous) if previous else None
+    if created and created != now:
+        inst["createdAt"] = created
+    else:
+        inst.pop("createdAt", None)
     inst["modifiedAt"] = now
     return inst
 
@@ -65,7 +74,7 @@ def new_entity_attrs(entity: EntityInput, now: str) -> dict[str, Instances]:
     """A new entity's attributes, stamped (in place: the parsed input is not used after this)."""
     for insts in entity.attrs.values():
         for inst in insts:
-            inst["createdAt"] = inst["modifiedAt"] = now
+            inst["modifiedAt"] = now  # createdAt: the same, so not stored
     return entity.attrs
 
 
@@ -145,7 +154,7 @@ def merge_instance(old: dict[str, Any], patch: dict[str, Any], now: str) -> dict
     """Merge-patch of one instance: members in the patch replace, null sub-attributes are deleted."""
     merged = dict(old)
     if patch.get("type") and patch["type"] != old["type"]:
-        merged = {k: v for k, v in old.items() if ":" in k or k in ("datasetId", "createdAt")}
+        merged = {k: v for k, v in old.items() if ":" in k or k in ("datasetId", "createdAt", "modifiedAt")}
     for key, value in patch.items():
         if value is None or (":" in key and isinstance(value, dict) and _is_deletion(value)):
             merged.pop(key, None)

@@ -14,7 +14,6 @@ from ..jsonld import Context
 
 NORMALIZED, CONCISE, SIMPLIFIED = "normalized", "concise", "simplified"
 _SCALARS = (str, int, float, bool)
-_SKIP_IN_SIMPLIFIED = ("createdAt", "modifiedAt")
 
 
 @dataclass(frozen=True)
@@ -80,9 +79,12 @@ def render_instance(inst: dict[str, Any], ctx: Context, view: View) -> Any:
             out["type"] = "Property"
             out["value"] = pick_language(member, view.lang)
             out["lang"] = _picked_tag(member, view.lang)
-        elif key in _SKIP_IN_SIMPLIFIED:
+        elif key == "modifiedAt":
             if view.sys_attrs:
-                out[key] = member
+                out["createdAt"] = inst.get("createdAt", member)
+                out["modifiedAt"] = member
+        elif key == "createdAt":
+            continue
         else:
             out[key] = member
     if view.format == CONCISE:

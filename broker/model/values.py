@@ -207,13 +207,21 @@ _UTC = timezone.utc
 _DT_FORMAT = "YYYY-MM-DDThh:mm:ss[.fraction]Z"
 
 
+_VALID_DATETIMES: set[str] = set()  # recently validated canonical DateTimes (a batch repeats its timestamps)
+
+
 def parse_datetime(value: Any, where: str) -> str:
     """Validate an NGSI-LD DateTime (clause 4.6.3, UTC only); return its canonical string (see module doc)."""
+    if type(value) is _str and value in _VALID_DATETIMES:
+        return value
     if type(value) is _str and _DT_RE.fullmatch(value) is not None:
         try:
             _fromiso(value)
         except ValueError as exc:
             raise bad_request(f"{where}: {value!r} is not a valid DateTime: {exc}") from None
+        if len(_VALID_DATETIMES) > 4096:
+            _VALID_DATETIMES.clear()
+        _VALID_DATETIMES.add(value)
         return value
     return _parse_datetime_slow(value, where)
 
