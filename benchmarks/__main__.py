@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=1000, help="entities per batch (default 1000)")
     parser.add_argument("--seed", type=int, default=10_000, help="pre-created entities (default 10000)")
     parser.add_argument("--pool-size", type=int, default=16, help="database pool of broker and floor (default 16)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes of broker and floor alike (default 2: one per core of this machine)")
     parser.add_argument("--broker-arg", action="append", default=[], metavar="ARG",
                         help="extra argument for `python -m broker serve` (repeatable)")
     parser.add_argument("--broker-env", action="append", default=[], metavar="NAME=VALUE",
@@ -166,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     with database_server(args) as admin_dsn, bench_database(admin_dsn) as dsn:
         notes = {**env_notes(), **server_notes(dsn)}
         broker_env = dict(item.split("=", 1) for item in args.broker_env)
-        broker = BrokerProcess(dsn, env=broker_env, args=["--pool-size", str(args.pool_size), *args.broker_arg])
-        floor = FloorProcess(dsn, pool_size=args.pool_size)
+        broker = BrokerProcess(dsn, env=broker_env, args=["--pool-size", str(args.pool_size),
+                                                          "--workers", str(args.workers), *args.broker_arg])
+        floor = FloorProcess(dsn, pool_size=args.pool_size, workers=args.workers)
         try:
             broker.start(timeout=120)
             floor.start()
@@ -198,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{notes['postgresql']} (shared_buffers {notes['shared_buffers']}, synchronous_commit "
           f"{notes['synchronous_commit']}); broker, PostgreSQL and load generator share the machine")
     print(f"# median of {args.runs} run(s) of {cfg.duration:g} s after {cfg.warmup:g} s warm-up; "
-          f"{cfg.seed_count:,} pre-created entities; pool {args.pool_size}; wrk -t{cfg.threads}")
+          f"{cfg.seed_count:,} pre-created entities; {args.workers} worker(s) x pool {args.pool_size}; "
+          f"wrk -t{cfg.threads}")
     print(render_table(rows))
     for row in rows:
         if row.get("failed") or row.get("floor_failed"):

@@ -1,7 +1,7 @@
 """Bare floors: a minimal Starlette app doing ONE asyncpg statement per request, on the broker's URLs.
 
 ``python -m benchmarks.floor --database-url DSN --port N [--scenario all|create|update|get|upsert]``
-(or ``FLOOR_SCENARIO``). Same server stack as the broker (uvicorn, one worker, uvloop/httptools), same pool
+(or ``FLOOR_SCENARIO``). Same server stack as the broker (uvicorn, the same number of workers, uvloop/httptools), same pool
 settings (``broker.store.db``: size, no reset query, statement cache, jit off, binary jsonb codec), so the
 ratio broker/floor is what the broker's own Python work costs. Each handler parses the JSON body (as the
 broker must) and runs one statement on ``bench_floor.docs (id text PRIMARY KEY, doc jsonb)``:
@@ -146,10 +146,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1027)
     parser.add_argument("--pool-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (as the broker's)")
     args = parser.parse_args(argv)
-    app = build_app(args.database_url, args.scenario, args.pool_size)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on",
-                server_header=False)
+    options = dict(host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on",
+                   server_header=False)
+    if args.workers > 1:
+        os.environ["FLOOR_ARGS"] = orjson.dumps([args.database_url, args.scenario, args.pool_size]).decode()
+        uvicorn.run("benchmarks.floor:app_from_environment", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(build_app(args.database_url, args.scenario, args.pool_size), **options)
+
+
+def app_from_environment() -> Starlette:
+    """One worker's app (``--workers N``)."""
+    dsn, scenario, pool_size = orjson.loads(os.environ["FLOOR_ARGS"])
+    return build_app(dsn, scenario, pool_size)
 
 
 if __name__ == "__main__":

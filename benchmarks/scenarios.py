@@ -110,11 +110,11 @@ def server_notes(dsn: str) -> dict[str, str]:
 class FloorProcess:
     """``python -m benchmarks.floor`` on a free port (mirrors ``broker.testing.BrokerProcess``)."""
 
-    def __init__(self, dsn: str, *, pool_size: int = 16, scenario: str = "all") -> None:
+    def __init__(self, dsn: str, *, pool_size: int = 16, scenario: str = "all", workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = [sys.executable, "-m", "benchmarks.floor", "--database-url", dsn, "--port", str(self.port),
-                    "--pool-size", str(pool_size), "--scenario", scenario]
+                    "--pool-size", str(pool_size), "--scenario", scenario, "--workers", str(workers)]
         self.log = tempfile.NamedTemporaryFile(prefix="floor-", suffix=".log", delete=False)
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -145,13 +145,29 @@ class FloorProcess:
                 self.proc.wait()
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "stat").read_text().split(")")[1].split()[1] == str(pid):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def memory_kib(pid: int) -> dict[str, int]:
-    """``VmRSS`` (now) and ``VmHWM`` (peak) of a process, in KiB."""
-    values: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0])
+    """``VmRSS`` (now) and ``VmHWM`` (peak) in KiB, summed over the process and its worker processes."""
+    values: dict[str, int] = {"VmRSS": 0, "VmHWM": 0}
+    for proc in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{proc}/status").read_text().splitlines():
+                key, _, rest = line.partition(":")
+                if key in values:
+                    values[key] += int(rest.split()[0])
+        except OSError:
+            pass
     return values
 
 

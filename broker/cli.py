@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .config import Settings, env_defaults, parse_context_files
+from .config import Settings, env_defaults, from_json, parse_context_files, to_json
 
 DESCRIPTION = """\
 An NGSI-LD context broker (ETSI GS CIM 009) over PostgreSQL.
@@ -25,7 +26,7 @@ Without --database-url / DATABASE_URL the broker starts an embedded PostgreSQL i
 
 EPILOG = """\
 environment variables (a flag wins over its variable):
-  NGSILD_HOST, NGSILD_PORT, DATABASE_URL, NGSILD_DATA_DIR, NGSILD_LOG_LEVEL, NGSILD_POOL_SIZE,
+  NGSILD_HOST, NGSILD_PORT, DATABASE_URL, NGSILD_DATA_DIR, NGSILD_LOG_LEVEL, NGSILD_POOL_SIZE, NGSILD_WORKERS,
   NGSILD_CONTEXT_FILES ("URL=PATH;URL=PATH"), NGSILD_CONTEXT_FETCH_TIMEOUT, NGSILD_CONTEXT_FETCH_REMOTE,
   NGSILD_MAX_BODY_BYTES, NGSILD_MAX_BATCH_ENTITIES, NGSILD_CHANGE_RETENTION (seconds),
   NGSILD_STATEMENT_TIMEOUT_MS
@@ -45,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                       f"(NGSILD_DATA_DIR, default {defaults.data_dir})")
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
                         help=f"log level (NGSILD_LOG_LEVEL, default {defaults.log_level})")
-    parser.add_argument("--pool-size", type=int, help=f"database connections (NGSILD_POOL_SIZE, default "
-                                                      f"{defaults.pool_size})")
+    parser.add_argument("--pool-size", type=int, help=f"database connections per process (NGSILD_POOL_SIZE, "
+                                                      f"default {defaults.pool_size})")
+    parser.add_argument("--workers", type=int, help=f"broker processes sharing the port (NGSILD_WORKERS, "
+                                                    f"default {defaults.workers})")
     parser.add_argument("--context-file", action="append", metavar="URL=PATH", default=[],
                         help="serve the @context at URL from a local file (repeatable; NGSILD_CONTEXT_FILES)")
     parser.add_argument("--no-remote-contexts", action="store_true",
@@ -55,10 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
-    import os
-
     values = env_defaults(os.environ if environ is None else environ)
-    for name in ("host", "port", "database_url", "data_dir", "log_level", "pool_size"):
+    for name in ("host", "port", "database_url", "data_dir", "log_level", "pool_size", "workers"):
         value = getattr(args, name)
         if value is not None:
             values[name] = value
@@ -69,6 +70,18 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
     if args.no_remote_contexts:
         values["context_fetch_remote"] = False
     return replace(Settings(), **values)  # type: ignore[arg-type]
+
+
+SETTINGS_ENV, DSN_ENV = "NGSILD_WORKER_SETTINGS", "NGSILD_WORKER_DSN"
+
+
+def app_from_environment() -> object:
+    """The app of one worker process (``--workers N``)."""
+    from .app import create_app
+
+    settings = from_json(os.environ[SETTINGS_ENV])
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings, os.environ[DSN_ENV])
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -92,10 +105,16 @@ def serve(settings: Settings) -> None:
     if not dsn:
         embedded = EmbeddedPostgres(settings.data_dir)
         dsn = embedded.start()
+    options = dict(host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
+                   lifespan="on", server_header=False)
     try:
-        app = create_app(settings, dsn)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                    access_log=False, lifespan="on", server_header=False)
+        if settings.workers > 1:
+            # worker processes import the app factory and read the settings and DSN from the environment
+            os.environ[SETTINGS_ENV] = to_json(settings)
+            os.environ[DSN_ENV] = dsn
+            uvicorn.run("broker.cli:app_from_environment", factory=True, workers=settings.workers, **options)
+        else:
+            uvicorn.run(create_app(settings, dsn), **options)
     finally:
         if embedded is not None:
             embedded.stop()

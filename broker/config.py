@@ -24,6 +24,8 @@ class Settings:
     database_url: str | None = None
     data_dir: Path = field(default_factory=_default_data_dir)
     log_level: str = "info"
+    # broker processes sharing the port (uvicorn workers); each has its own pool of ``pool_size``
+    workers: int = 1
     # database connections per broker process
     pool_size: int = 16
     # extra URL -> local file entries for well-known @context documents (added to the shipped table)
@@ -48,6 +50,24 @@ class Settings:
         return not self.database_url
 
 
+def to_json(settings: Settings) -> str:
+    """The settings as JSON (handed to worker processes through the environment)."""
+    import dataclasses
+    import json
+
+    values = dataclasses.asdict(settings)
+    values["data_dir"] = str(settings.data_dir)
+    return json.dumps(values)
+
+
+def from_json(text: str) -> Settings:
+    import json
+
+    values = json.loads(text)
+    values["data_dir"] = Path(values["data_dir"])
+    return Settings(**values)
+
+
 def parse_context_files(spec: str) -> dict[str, str]:
     """Parse ``URL=PATH`` entries separated by newlines or ``;`` (the NGSILD_CONTEXT_FILES format)."""
     table: dict[str, str] = {}
@@ -70,6 +90,7 @@ def env_defaults(environ: os._Environ[str] | dict[str, str] = os.environ) -> dic
         "NGSILD_PORT": ("port", int),
         "NGSILD_LOG_LEVEL": ("log_level", str),
         "NGSILD_POOL_SIZE": ("pool_size", int),
+        "NGSILD_WORKERS": ("workers", int),
         "NGSILD_CONTEXT_FETCH_TIMEOUT": ("context_fetch_timeout", float),
         "NGSILD_MAX_BODY_BYTES": ("max_body_bytes", int),
         "NGSILD_MAX_BATCH_ENTITIES": ("max_batch_entities", int),

@@ -22,7 +22,7 @@ def stored(value, **extra):
 
 
 def current(**attrs):
-    return {"id": "urn:v:1", "types": [TYPE], "scopes": None, "attrs": attrs}
+    return {"id": "urn:v:1", "types": [TYPE], "scopes": None, "created_at": T0, "attrs": attrs}
 
 
 def fragment(**attrs):
@@ -152,14 +152,19 @@ def test_replace_entity_removes_missing_attributes():
     assert write.set_attrs[SPEED][0]["modifiedAt"] == T1
 
 
-def test_created_at_is_stored_only_when_it_differs():
-    """broker.model: createdAt is omitted while equal to modifiedAt, and survives later modifications."""
-    fresh = {"type": "Property", "value": 1, "modifiedAt": T0}
-    assert ops.created_at(fresh) == T0
-    again = ops.stamp({"type": "Property", "value": 2}, fresh, T1)
-    assert again == {"type": "Property", "value": 2, "createdAt": T0, "modifiedAt": T1}
-    third = ops.stamp({"type": "Property", "value": 3}, again, "2024-01-03T00:00:00.000000Z")
-    assert third["createdAt"] == T0
+def test_instance_timestamps_are_stored_only_when_they_differ():
+    """broker.model: an instance's modifiedAt is omitted while it equals the entity's createdAt, its
+    createdAt while it equals modifiedAt; both survive later modifications."""
+    born = "2023-12-31T00:00:00.000000Z"
+    untouched = {"type": "Property", "value": 1}
+    assert ops.instance_times(untouched, born) == (born, born)
+    again = ops.stamp({"type": "Property", "value": 2}, untouched, T1, born)
+    assert again == {"type": "Property", "value": 2, "createdAt": born, "modifiedAt": T1}
+    third = ops.stamp({"type": "Property", "value": 3}, again, "2024-01-03T00:00:00.000000Z", born)
+    assert ops.instance_times(third, born) == (born, "2024-01-03T00:00:00.000000Z")
+    added = ops.stamp({"type": "Property", "value": 4}, None, T1, born)
+    assert added == {"type": "Property", "value": 4, "modifiedAt": T1}  # created when last modified
+    assert ops.instance_times(added, born) == (T1, T1)
 
 
 def test_check_same_id():

@@ -11,6 +11,7 @@ keeps its ``createdAt``; every written instance gets ``modifiedAt = now`` (``sta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..errors import bad_request, not_found
@@ -37,14 +38,21 @@ class Write:
         return bool(self.set_attrs or self.removed)
 
 
-def created_at(inst: dict[str, Any]) -> str | None:
-    """An instance's createdAt (stored only when it differs from modifiedAt, see broker.model)."""
-    return inst.get("createdAt") or inst.get("modifiedAt")
+def iso(moment: datetime | str) -> str:
+    return moment if isinstance(moment, str) else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def stamp(inst: dict[str, Any], previous: dict[str, Any] | None, now: str) -> dict[str, Any]:
-    created = created_at(previous) if previous else None
-    if created and created != now:
+def instance_times(inst: dict[str, Any], entity_created: str) -> tuple[str, str]:
+    """An instance's (createdAt, modifiedAt): stored only where they differ from what they default to (the
+    entity's creation, then modifiedAt; see broker.model)."""
+    modified = inst.get("modifiedAt") or entity_created
+    return inst.get("createdAt") or modified, modified
+
+
+def stamp(inst: dict[str, Any], previous: dict[str, Any] | None, now: str, entity_created: str) -> dict[str, Any]:
+    """Mark ``inst`` written ``now``, replacing ``previous`` (None: a new attribute instance)."""
+    created = instance_times(previous, entity_created)[0] if previous else now
+    if created != now:
         inst["createdAt"] = created
     else:
         inst.pop("createdAt", None)
@@ -71,10 +79,7 @@ def _put(instances: Instances, inst: dict[str, Any]) -> None:
 
 
 def new_entity_attrs(entity: EntityInput, now: str) -> dict[str, Instances]:
-    """A new entity's attributes, stamped (in place: the parsed input is not used after this)."""
-    for insts in entity.attrs.values():
-        for inst in insts:
-            inst["modifiedAt"] = now  # createdAt: the same, so not stored
+    """A new entity's attributes: their timestamps are the entity's own creation time, so none is stored."""
     return entity.attrs
 
 
@@ -85,6 +90,7 @@ def _merge_types(current: list[str], extra: list[str]) -> list[str]:
 def append(current: Any, entity: EntityInput, now: str, *, overwrite: bool = True) -> Write:
     """Append Entity Attributes (POST .../attrs), also batch update and upsert with options=update."""
     attrs = current["attrs"]
+    born = iso(current["created_at"])
     scopes = current["scopes"]
     if entity.scopes is not None:  # scope: replaced, or with noOverwrite added to (4.18)
         scopes = entity.scopes if overwrite or not scopes else scopes + [s for s in entity.scopes if s not in scopes]
@@ -97,7 +103,7 @@ def append(current: Any, entity: EntityInput, now: str, *, overwrite: bool = Tru
             if i >= 0 and not overwrite:
                 write.not_updated.append((iri, "the attribute exists and noOverwrite was requested"))
                 continue
-            _put(existing, stamp(inst, existing[i] if i >= 0 else None, now))
+            _put(existing, stamp(inst, existing[i] if i >= 0 else None, now, born))
             touched = True
         if touched:
             write.set_attrs[iri] = existing
@@ -110,6 +116,7 @@ def update(current: Any, entity: EntityInput, now: str) -> Write:
     (as the ETSI suite expects, 011_01_03); an NGSI-LD Null (the attribute, or its value member) deletes the
     matching instance; types are added; a scope replaces an existing scope only (otherwise not updated)."""
     attrs = current["attrs"]
+    born = iso(current["created_at"])
     write = Write(_merge_types(list(current["types"]), entity.types), current["scopes"])
     if entity.scopes is not None:
         if current["scopes"]:
@@ -133,7 +140,7 @@ def update(current: Any, entity: EntityInput, now: str) -> Write:
                     continue
                 del existing[i]
             else:
-                _put(existing, stamp(_drop_null_markers(inst), existing[i] if i >= 0 else None, now))
+                _put(existing, stamp(_drop_null_markers(inst), existing[i] if i >= 0 else None, now, born))
         if existing:
             write.set_attrs[iri] = existing
         elif iri in attrs:
@@ -150,7 +157,7 @@ def delete_scope(current: Any) -> Write:
     return Write(list(current["types"]), None)
 
 
-def merge_instance(old: dict[str, Any], patch: dict[str, Any], now: str) -> dict[str, Any]:
+def merge_instance(old: dict[str, Any], patch: dict[str, Any], now: str, born: str) -> dict[str, Any]:
     """Merge-patch of one instance: members in the patch replace, null sub-attributes are deleted."""
     merged = dict(old)
     if patch.get("type") and patch["type"] != old["type"]:
@@ -159,10 +166,10 @@ def merge_instance(old: dict[str, Any], patch: dict[str, Any], now: str) -> dict
         if value is None or (":" in key and isinstance(value, dict) and _is_deletion(value)):
             merged.pop(key, None)
         elif ":" in key and isinstance(old.get(key), dict) and isinstance(value, dict) and "type" in value:
-            merged[key] = merge_instance(old[key], value, now) if value["type"] == old[key]["type"] else value
+            merged[key] = merge_instance(old[key], value, now, born) if value["type"] == old[key]["type"] else value
         else:
             merged[key] = value
-    return stamp(merged, old, now)
+    return stamp(merged, old, now, born)
 
 
 def partial_update(current: Any, iri: str, patch: dict[str, Any], now: str) -> Write:
@@ -182,7 +189,7 @@ def partial_update(current: Any, iri: str, patch: dict[str, Any], now: str) -> W
         for member in _VALUE_MEMBERS:
             if member in patch and member != VALUE_MEMBER[stored_type]:
                 raise bad_request(f"the attribute is a {stored_type}; it has no '{member}'")
-        existing[i] = merge_instance(existing[i], patch, now)
+        existing[i] = merge_instance(existing[i], patch, now, iso(current["created_at"]))
     if existing:
         write.set_attrs[iri] = existing
     else:
@@ -196,7 +203,7 @@ def replace_attribute(current: Any, iri: str, inst: dict[str, Any], now: str) ->
     i = _index(existing, inst.get("datasetId"))
     if i < 0:
         raise not_found("the entity has no such attribute (with this datasetId)")
-    existing[i] = stamp(inst, existing[i], now)
+    existing[i] = stamp(inst, existing[i], now, iso(current["created_at"]))
     return Write(list(current["types"]), current["scopes"], set_attrs={iri: existing}, updated=[iri])
 
 
@@ -223,6 +230,7 @@ def delete_attribute(current: Any, iri: str, dataset_id: str | None, delete_all:
 def merge(current: Any, patch: EntityInput, now: str) -> Write:
     """Merge Entity (PATCH /entities/{id}): merge-patch, NGSI-LD Null deletes."""
     attrs = current["attrs"]
+    born = iso(current["created_at"])
     scopes = current["scopes"] if patch.scopes is None else (patch.scopes or None)
     write = Write(_merge_types(list(current["types"]), patch.types), scopes)
     for iri, insts in patch.attrs.items():
@@ -238,9 +246,9 @@ def merge(current: Any, patch: EntityInput, now: str) -> Write:
                     del existing[i]
                 continue
             if i >= 0:
-                existing[i] = merge_instance(existing[i], inst, now)
+                existing[i] = merge_instance(existing[i], inst, now, born)
             else:
-                _put(existing, stamp(_drop_null_markers(inst), None, now))
+                _put(existing, stamp(_drop_null_markers(inst), None, now, born))
         if existing:
             write.set_attrs[iri] = existing
         elif iri in attrs:
@@ -264,10 +272,11 @@ def _drop_null_markers(inst: dict[str, Any]) -> dict[str, Any]:
 def replace(current: Any, entity: EntityInput, now: str) -> Write:
     """Replace Entity (PUT /entities/{id}) and batch upsert (replace): the new attribute set wins."""
     attrs = current["attrs"]
+    born = iso(current["created_at"])
     write = Write(entity.types or list(current["types"]), entity.scopes)
     for iri, insts in entity.attrs.items():
         # a replacement: the attributes are new ones (createdAt = now), as in the bulk upsert path
-        write.set_attrs[iri] = [stamp(inst, None, now) for inst in insts]
+        write.set_attrs[iri] = [stamp(inst, None, now, born) for inst in insts]
         write.updated.append(iri)
     write.removed = [iri for iri in attrs if iri not in entity.attrs]
     return write

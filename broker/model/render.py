@@ -7,10 +7,10 @@ Names and values are compacted with the request's ``Context``; ``sysAttrs`` adds
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from ..jsonld import Context
+from .operations import instance_times, iso
 
 NORMALIZED, CONCISE, SIMPLIFIED = "normalized", "concise", "simplified"
 _SCALARS = (str, int, float, bool)
@@ -26,12 +26,6 @@ class View:
     lang: str | None = None
 
 
-def iso(ts: datetime | str) -> str:
-    if isinstance(ts, str):
-        return ts
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def render_entity(row: Any, ctx: Context, view: View) -> dict[str, Any]:
     """``row`` has id, types, scopes, created_at, modified_at, attrs (a database record or a dict)."""
     types = [ctx.compact_type(t) for t in row["types"]]
@@ -43,31 +37,33 @@ def render_entity(row: Any, ctx: Context, view: View) -> dict[str, Any]:
         out["createdAt"] = iso(row["created_at"])
         out["modifiedAt"] = iso(row["modified_at"])
     wanted = view.attrs
+    born = iso(row["created_at"]) if view.sys_attrs else ""
     for iri, instances in row["attrs"].items():
         if wanted is not None and iri not in wanted:
             continue
-        out[ctx.compact_attr(iri)] = render_attribute(instances, ctx, view)
+        out[ctx.compact_attr(iri)] = render_attribute(instances, ctx, view, born)
     return out
 
 
-def render_attribute(instances: list[dict[str, Any]], ctx: Context, view: View) -> Any:
+def render_attribute(instances: list[dict[str, Any]], ctx: Context, view: View, born: str = "") -> Any:
+    """``born``: the entity's createdAt, the default of its instances' timestamps (see broker.model)."""
     if view.format == SIMPLIFIED:
         rendered = [_simplified(inst, ctx, view) for inst in instances]
         if len(instances) > 1:
             return {"dataset": {inst.get("datasetId", "@none"): r for inst, r in zip(instances, rendered)}}
         return rendered[0]
-    rendered = [render_instance(inst, ctx, view) for inst in instances]
+    rendered = [render_instance(inst, ctx, view, born) for inst in instances]
     return rendered[0] if len(rendered) == 1 else rendered
 
 
-def render_instance(inst: dict[str, Any], ctx: Context, view: View) -> Any:
+def render_instance(inst: dict[str, Any], ctx: Context, view: View, born: str = "") -> Any:
     attr_type = inst["type"]
     out: dict[str, Any] = {"type": attr_type}
     for key, member in inst.items():
         if key == "type":
             continue
         if ":" in key:  # a sub-attribute
-            out[ctx.compact_attr(key)] = render_instance(member, ctx, view)
+            out[ctx.compact_attr(key)] = render_instance(member, ctx, view, born)
         elif key == "value":
             out["value"] = member if attr_type == "GeoProperty" else _value(member, ctx)
         elif key == "valueList":
@@ -79,14 +75,12 @@ def render_instance(inst: dict[str, Any], ctx: Context, view: View) -> Any:
             out["type"] = "Property"
             out["value"] = pick_language(member, view.lang)
             out["lang"] = _picked_tag(member, view.lang)
-        elif key == "modifiedAt":
-            if view.sys_attrs:
-                out["createdAt"] = inst.get("createdAt", member)
-                out["modifiedAt"] = member
-        elif key == "createdAt":
+        elif key in ("createdAt", "modifiedAt"):
             continue
         else:
             out[key] = member
+    if view.sys_attrs:
+        out["createdAt"], out["modifiedAt"] = instance_times(inst, born)
     if view.format == CONCISE:
         return _concise(out, attr_type)
     return out

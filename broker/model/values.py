@@ -174,12 +174,17 @@ def _uri_problem(value: str) -> str:
     return f"{_short(value)} is not a valid URI: private-use characters are only allowed in the query part"
 
 
+# the common case, checked first (a strict subset of _URI_RE: plain ASCII, no '%' escapes, no fragment)
+_PLAIN_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=]*")
+
+
 def check_uri(value: Any, where: str, *, allow_null: bool = False) -> str:
     """Return ``value`` if it is an absolute URI/IRI acceptable as an id, Relationship object or datasetId.
 
     ``allow_null`` admits the NGSI-LD Null ``urn:ngsi-ld:null`` (partial update / merge deletions only).
     """
-    if type(value) is _str and _URI_RE.fullmatch(value) is not None and len(value) <= URI_MAX_LENGTH:
+    if type(value) is _str and (_PLAIN_URI_RE.fullmatch(value) is not None or _URI_RE.fullmatch(value)
+                                is not None) and len(value) <= URI_MAX_LENGTH:
         if value == NGSI_LD_NULL and not allow_null:
             raise bad_request(f"{where}: the NGSI-LD Null 'urn:ngsi-ld:null' is not allowed here")
         return value

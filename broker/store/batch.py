@@ -63,7 +63,8 @@ class _Sql:
     def __init__(self, schema: str) -> None:
         t = f"{schema}.entities"
         self.lock = f"SELECT {COLUMNS} FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
-        self.lock_old = (f"SELECT id, attrs::text AS attrs, ARRAY(SELECT jsonb_object_keys(attrs)) AS keys "
+        self.lock_old = (f"SELECT id, convert_to(attrs::text, 'UTF8') AS attrs, "
+                         f"ARRAY(SELECT jsonb_object_keys(attrs)) AS keys "
                          f"FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")
         self.delete = f"DELETE FROM {t} WHERE id = ANY($1::text[])"
         # rows as parallel arrays; types and scopes as array literals (their length varies per row; parsing a
@@ -100,6 +101,7 @@ class BatchStore:
             latest[entity.id] = entity
             accepted.append(entity.id)
         ids = sorted(latest)
+        # serialised once; the instances of an entity that already exists are re-stamped after the lock
         attrs = {i: orjson.dumps(new_entity_attrs(latest[i], now)) for i in ids}
         for _ in range(MAX_ATTEMPTS):
             try:
@@ -131,6 +133,13 @@ class BatchStore:
         todo = ids if replace else [i for i in ids if i not in old]
         if not todo:
             return {}
+        attrs = dict(attrs)
+        for entity_id in old:
+            if entity_id in latest:  # replacing: the new instances are new now, not at the entity's creation
+                for insts in latest[entity_id].attrs.values():
+                    for inst in insts:
+                        inst["modifiedAt"] = now
+                attrs[entity_id] = orjson.dumps(latest[entity_id].attrs)
         rows = await conn.fetch(sql.bulk_replace if replace else sql.bulk_create, todo,
                                 [array_literal(latest[i].types) for i in todo],
                                 [array_literal(latest[i].scopes) for i in todo],
@@ -146,7 +155,7 @@ class BatchStore:
             new_attrs = latest[entity_id].attrs
             entries.append(change_entry(
                 op, entity_id, latest[entity_id].types, now, new=orjson.Fragment(attrs[entity_id]),
-                old=orjson.Fragment(before["attrs"].encode()) if before else None,
+                old=orjson.Fragment(before["attrs"]) if before else None,
                 removed=[k for k in before["keys"] if k not in new_attrs] if before else [],
                 created=before is None))
         if entries:
@@ -200,7 +209,8 @@ class BatchStore:
                 continue
             if current is None:
                 outcome.created.append(entity_id)
-            state[entity_id] = {"types": new.types, "scopes": new.scopes, "attrs": new.attrs}
+            state[entity_id] = {"types": new.types, "scopes": new.scopes, "attrs": new.attrs,
+                                "created_at": current["created_at"] if current else now}
             dirty.add(entity_id)
         ids_out = sorted(dirty)  # id order, as the locks: no deadlock between batches
         if ids_out:
