@@ -67,3 +67,17 @@ def test_embedded_postgres_survives_restart_and_stops_on_sigterm(tmp_path: Path)
     finally:
         assert again.stop() == 0
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+
+
+@pytest.mark.slow
+def test_several_worker_processes_share_one_database(database_dsn: str):
+    """``--workers 2``: both processes serve the port, migrate safely, and see each other's writes."""
+    broker = BrokerProcess(database_dsn, args=["--workers", "2"]).start(timeout=90)
+    try:
+        ids = [f"urn:ngsi-ld:W:{i}" for i in range(20)]
+        for entity_id in ids:
+            assert _post(broker.url + "/ngsi-ld/v1/entities", {"id": entity_id, "type": "W", "n": 1}) == 201
+        for entity_id in ids:  # connections land on either worker: every read sees every write
+            assert _get(broker.url + f"/ngsi-ld/v1/entities/{entity_id}?options=keyValues")["n"] == 1
+    finally:
+        assert broker.stop() == 0, broker.output()
