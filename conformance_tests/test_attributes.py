@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .ngsi import (
-    ERRORS, MERGE_PATCH, NULL, broker_bug, entity, instances, Ngsi, parse_datetime, problem, prop, rel,
+    ERRORS, MERGE_PATCH, NULL, entity, instances, Ngsi, parse_datetime, problem, prop, rel,
     same_instant, uid,
 )
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from .ngsi import (
-    CORE_CONTEXT, ERRORS, LD_JSON, NULL, broker_bug, entity, instances, Ngsi, problem, prop, rel, uid,
+    CORE_CONTEXT, ERRORS, LD_JSON, NULL, entity, instances, Ngsi, problem, prop, rel, uid,
 )
 
 

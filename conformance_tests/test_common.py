@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from .ngsi import (
-    ERRORS, GEO_JSON, JSON, LD_JSON, broker_bug, entity, geo, Ngsi, point, problem, prop, Reply, uid, unique_name,
+    ERRORS, GEO_JSON, JSON, LD_JSON, entity, geo, Ngsi, point, problem, prop, Reply, uid, unique_name,
 )
 
 # ---------------------------------------------------------------------------------------------- Accept

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from .ngsi import (
-    ERRORS, MERGE_PATCH, NULL, broker_bug, entity, geo, instances, Ngsi, parse_datetime, point, problem, prop, rel,
+    ERRORS, MERGE_PATCH, NULL, entity, geo, instances, Ngsi, parse_datetime, point, problem, prop, rel,
     same_instant, uid, unique_name,
 )
 

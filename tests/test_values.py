@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from broker.errors import NgsiError
+from broker.model import names as n
 from broker.model import values as v
 
 
@@ -225,7 +226,7 @@ def test_from_datetime_round_trips(dt):
     "location", "description", "status", "name",  # common names that are core terms but not reserved
 ])
 def test_attribute_names_accepted(name):
-    assert v.check_attribute_name(name, f"attribute {name!r}") is None
+    assert n.check_attribute_name(name, f"attribute {name!r}") is None
 
 
 @pytest.mark.parametrize("name, fragments", [
@@ -247,17 +248,17 @@ def test_attribute_names_accepted(name):
     ("unitCode", ["core NGSI-LD member"]), ("previousValue", ["core NGSI-LD member"]),
 ])
 def test_attribute_names_rejected(name, fragments):
-    rejected(v.check_attribute_name, name, f"attribute {name!r}", *fragments)
+    rejected(n.check_attribute_name, name, f"attribute {name!r}", *fragments)
 
 
 def test_attribute_name_not_a_string():
-    rejected(v.check_attribute_name, 5, "attribute", "must be a string")
+    rejected(n.check_attribute_name, 5, "attribute", "must be a string")
 
 
 @pytest.mark.parametrize("name", ["Vehicle", "\u0160kola", "ex:Vehicle", "https://ngsi-ld-test-suite/context#Vehicle",
                                   "Off_Street_Parking2", "value"])
 def test_type_names_accepted(name):
-    assert v.check_type_name(name, "entity type") is None
+    assert n.check_type_name(name, "entity type") is None
 
 
 @pytest.mark.parametrize("name, fragment", [
@@ -265,7 +266,7 @@ def test_type_names_accepted(name):
     ("Vehicle Type", "U+0020"), ("", "must not be empty"), ("a:b c:d", "neither a name nor an absolute IRI"),
 ])
 def test_type_names_rejected(name, fragment):
-    rejected(v.check_type_name, name, "entity type", fragment)
+    rejected(n.check_type_name, name, "entity type", fragment)
 
 
 LETTER = st.characters(categories=("Lu", "Ll", "Lt", "Lm", "Lo"))
@@ -276,15 +277,15 @@ NAME = st.builds(lambda a, b: a + "".join(b), LETTER, st.lists(NAME_CHAR, max_si
 @given(NAME, st.none() | NAME)
 def test_generated_names_accepted(name, prefix):
     full = f"{prefix}:{name}" if prefix else name
-    assume(full not in v.RESERVED_ATTRIBUTE_NAMES)
-    v.check_attribute_name(full, "attribute")
-    v.check_type_name(full, "entity type")
+    assume(full not in n.RESERVED_ATTRIBUTE_NAMES)
+    n.check_attribute_name(full, "attribute")
+    n.check_type_name(full, "entity type")
 
 
 @given(NAME, st.sampled_from(list(" <>\"'=;()-.!?*&%$#@[]{}|\\^`~+,\t\n\u200b")), st.data())
 def test_generated_names_with_a_forbidden_character_rejected(name, bad, data):
     i = data.draw(st.integers(1, len(name)))
-    rejected(v.check_attribute_name, name[:i] + bad + name[i:], "attribute", f"U+{ord(bad):04X}")
+    rejected(n.check_attribute_name, name[:i] + bad + name[i:], "attribute", f"U+{ord(bad):04X}")
 
 
 # ============================================================================================ scopes
@@ -299,7 +300,7 @@ def test_generated_names_with_a_forbidden_character_rejected(name, bad, data):
     ([], []),
 ])
 def test_check_scope_accepts(value, expected):
-    assert v.check_scope(value, "scope") == expected
+    assert n.check_scope(value, "scope") == expected
 
 
 @pytest.mark.parametrize("value, fragments", [
@@ -320,19 +321,19 @@ def test_check_scope_accepts(value, expected):
     (["/A", 5], ["a scope must be a string, got a number"]),
 ])
 def test_check_scope_rejects(value, fragments):
-    rejected(v.check_scope, value, "scope", *fragments)
+    rejected(n.check_scope, value, "scope", *fragments)
 
 
 def test_check_scope_null_for_deletion():
-    assert v.check_scope("urn:ngsi-ld:null", "scope", allow_null=True) == ["urn:ngsi-ld:null"]
-    rejected(v.check_scope, ["urn:ngsi-ld:null"], "scope", "NGSI-LD Null", allow_null=True)
+    assert n.check_scope("urn:ngsi-ld:null", "scope", allow_null=True) == ["urn:ngsi-ld:null"]
+    rejected(n.check_scope, ["urn:ngsi-ld:null"], "scope", "NGSI-LD Null", allow_null=True)
 
 
 @given(st.lists(st.tuples(st.booleans(), st.lists(NAME, min_size=1, max_size=4)), min_size=1, max_size=3))
 def test_generated_scopes_accepted(items):
     scopes = [("/" if lead else "") + "/".join(levels) for lead, levels in items]
-    assert v.check_scope(scopes, "scope") == scopes
-    assert v.check_scope(scopes[0], "scope") == [scopes[0]]
+    assert n.check_scope(scopes, "scope") == scopes
+    assert n.check_scope(scopes[0], "scope") == [scopes[0]]
 
 
 # ============================================================================================ languageMaps
@@ -346,7 +347,7 @@ def test_generated_scopes_accepted(items):
     {"en": ""}, {"en": []},
 ])
 def test_language_map_accepted(lm):
-    assert v.check_language_map(lm, "attribute 'name'") is None
+    assert n.check_language_map(lm, "attribute 'name'") is None
 
 
 @pytest.mark.parametrize("lm, fragments", [
@@ -369,14 +370,14 @@ def test_language_map_accepted(lm):
     ({"en": None}, ["got null"]),
 ])
 def test_language_map_rejected(lm, fragments):
-    rejected(v.check_language_map, lm, "attribute 'name'", *fragments)
+    rejected(n.check_language_map, lm, "attribute 'name'", *fragments)
 
 
 def test_language_map_null_encoding_for_deletions():
-    assert v.check_language_map({"@none": "urn:ngsi-ld:null"}, "attribute 'name'", allow_null=True) is None
-    rejected(v.check_language_map, {"@none": "urn:ngsi-ld:null", "en": "x"}, "attribute 'name'", "NGSI-LD Null",
+    assert n.check_language_map({"@none": "urn:ngsi-ld:null"}, "attribute 'name'", allow_null=True) is None
+    rejected(n.check_language_map, {"@none": "urn:ngsi-ld:null", "en": "x"}, "attribute 'name'", "NGSI-LD Null",
              allow_null=True)
-    rejected(v.check_language_map, {"en": "urn:ngsi-ld:null"}, "attribute 'name'", "NGSI-LD Null", allow_null=True)
+    rejected(n.check_language_map, {"en": "urn:ngsi-ld:null"}, "attribute 'name'", "NGSI-LD Null", allow_null=True)
 
 
 LANGTAG = st.from_regex(r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?(-x-[a-z0-9]{1,8})?", fullmatch=True)
@@ -385,7 +386,7 @@ LANGTAG = st.from_regex(r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?(-x-
 @given(st.dictionaries(LANGTAG | st.just("@none"), st.text() | st.lists(st.text(), max_size=3), min_size=1))
 def test_generated_language_maps_accepted(lm):
     assume("urn:ngsi-ld:null" not in str(lm))
-    v.check_language_map(lm, "attribute 'name'")
+    n.check_language_map(lm, "attribute 'name'")
 
 
 # ============================================================================================ small members

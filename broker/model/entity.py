@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import NgsiError, bad_request
 from ..jsonld import Context
-from . import geojson, values
+from . import geojson, names, values
 
 NGSILD = "https://uri.etsi.org/ngsi-ld/"
 NULL = "urn:ngsi-ld:null"
@@ -76,7 +76,7 @@ def parse_entity(body: Any, ctx: Context, *, require_type: bool = True, require_
     for key, raw in body.items():
         if key in _ENTITY_MEMBERS:
             if key == "scope":
-                scopes = None if (allow_null and _is_null(raw)) else values.check_scope(raw, "scope")
+                scopes = None if (allow_null and _is_null(raw)) else names.check_scope(raw, "scope")
             continue
         iri = attribute_iri(key, ctx)
         attrs[iri] = parse_attribute(key, iri, raw, ctx, allow_null=allow_null)
@@ -92,14 +92,14 @@ def parse_types(raw: Any, ctx: Context, *, required: bool = True) -> list[str]:
         if required:
             raise bad_request("the entity has no type")
         return []
-    names = raw if isinstance(raw, list) else [raw]
-    if not names:
+    given = raw if isinstance(raw, list) else [raw]
+    if not given:
         raise bad_request("the entity type must not be empty")
     types: list[str] = []
-    for name in names:
+    for name in given:
         if not isinstance(name, str) or not name:
             raise bad_request(f"invalid entity type {name!r}: types are non-empty strings")
-        values.check_type_name(name, "entity type")
+        names.check_type_name(name, "entity type")
         iri = ctx.expand_term(name)
         if iri is None or iri.startswith("@") or ":" not in iri:
             raise bad_request(f"invalid entity type {name!r}")
@@ -123,7 +123,7 @@ def _attribute_iri(name: str, ctx: Context) -> str:
         raise bad_request("attribute names must be non-empty strings")
     if name in RESERVED_MEMBERS:
         raise bad_request(f"'{name}' is a reserved NGSI-LD member and cannot be used as an attribute name")
-    values.check_attribute_name(name, f"attribute '{name}'")
+    names.check_attribute_name(name, f"attribute '{name}'")
     iri = ctx.expand_term(name)
     if iri is None or iri in _RESERVED_IRIS or ":" not in iri or iri.startswith("@"):
         raise bad_request(f"'{name}' cannot be used as an attribute name (it expands to {iri})")
@@ -334,7 +334,7 @@ def _value_member(where: str, attr_type: str, member: str, value: Any, ctx: Cont
     if attr_type == "Relationship":
         return _uris(where, value, allow_list=True)
     if attr_type == "LanguageProperty":
-        values.check_language_map(value, where)
+        names.check_language_map(value, where)
         return value
     if attr_type == "VocabProperty":
         return _vocab_values(where, value, ctx)

@@ -101,13 +101,10 @@ class BatchStore:
             latest[entity.id] = entity
             accepted.append(entity.id)
         ids = sorted(latest)
-        # serialised once; the instances of an entity that already exists are re-stamped after the lock
-        attrs = {i: orjson.dumps(new_entity_attrs(latest[i], now)) for i in ids}
         for _ in range(MAX_ATTEMPTS):
             try:
                 async with self.entities.pool.acquire() as conn, conn.transaction():
-                    written = await self._bulk_attempt(conn, sql, tenant, latest, ids, attrs, now, now_dt,
-                                                       replace, op)
+                    written = await self._bulk_attempt(conn, sql, tenant, latest, ids, now, now_dt, replace, op)
                 break
             except (_Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 continue
@@ -126,20 +123,21 @@ class BatchStore:
 
     @staticmethod
     async def _bulk_attempt(conn: asyncpg.Connection, sql: _Sql, tenant: str, latest: dict[str, EntityInput],
-                            ids: list[str], attrs: dict[str, bytes], now: str, now_dt: datetime, replace: bool,
+                            ids: list[str], now: str, now_dt: datetime, replace: bool,
                             op: str) -> dict[str, bool]:
         """Lock, write, log; the written ids (True: created)."""
         old = {r["id"]: r for r in await conn.fetch(sql.lock_old, ids)}
         todo = ids if replace else [i for i in ids if i not in old]
         if not todo:
             return {}
-        attrs = dict(attrs)
-        for entity_id in old:
-            if entity_id in latest:  # replacing: the new instances are new now, not at the entity's creation
-                for insts in latest[entity_id].attrs.values():
+        attrs: dict[str, bytes] = {}  # serialised once, now that the lock tells new entities from existing ones
+        for entity_id in todo:
+            entity_attrs = new_entity_attrs(latest[entity_id], now)
+            if entity_id in old:  # replacing: the new instances are new now, not at the entity's creation
+                for insts in entity_attrs.values():
                     for inst in insts:
                         inst["modifiedAt"] = now
-                attrs[entity_id] = orjson.dumps(latest[entity_id].attrs)
+            attrs[entity_id] = orjson.dumps(entity_attrs)
         rows = await conn.fetch(sql.bulk_replace if replace else sql.bulk_create, todo,
                                 [array_literal(latest[i].types) for i in todo],
                                 [array_literal(latest[i].scopes) for i in todo],
