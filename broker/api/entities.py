@@ -15,7 +15,7 @@ from ..services import broker_of
 from ..errors import NgsiError, not_found
 from ..model import operations
 from ..model.entity import parse_entity
-from .http import (GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content,
+from .http import (GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
                    read_json, tenant_of)
 from .params import check_params, entity_path_id, link_context, now, options_of, view_of
 from .render import entity_response
