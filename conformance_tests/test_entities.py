@@ -651,3 +651,20 @@ async def test_unsupported_method_is_405_with_allow(ngsi: Ngsi, method: str, pat
     assert reply.status == 405, reply
     allowed = {m.strip().upper() for m in reply.headers.get("Allow", "").split(",") if m.strip()}
     assert "POST" in allowed and method not in allowed, reply.headers
+
+
+async def test_merge_with_key_values_fills_the_stored_value_members(ngsi: Ngsi) -> None:
+    """5.6.17 / OpenAPI mergeEntity ``options=keyValues``: the body holds bare values; each goes into the
+    value member of the attribute's stored type (a Relationship keeps being a Relationship), new attributes
+    become Properties, ``observedAt`` applies to the attributes written, and other members are kept."""
+    ent = entity("Vehicle", speed=prop(10, unitCode="KMH"), owner=rel("urn:ngsi-ld:Person:A"))
+    await ngsi.create_ok(ent)
+    reply = await ngsi.request("PATCH", f"/entities/{ent['id']}",
+                               body={"speed": 20, "owner": "urn:ngsi-ld:Person:B", "color": "red"},
+                               params={"options": "keyValues", "observedAt": "2024-05-01T10:00:00Z"})
+    assert reply.status == 204, reply
+    got = await ngsi.fetch(ent["id"])
+    assert got["speed"]["value"] == 20 and got["speed"]["unitCode"] == "KMH"
+    assert same_instant(got["speed"]["observedAt"], "2024-05-01T10:00:00Z")
+    assert got["owner"]["type"] == "Relationship" and got["owner"]["object"] == "urn:ngsi-ld:Person:B"
+    assert got["color"]["type"] == "Property" and got["color"]["value"] == "red"

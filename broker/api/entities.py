@@ -14,10 +14,11 @@ from starlette.responses import Response
 from ..services import broker_of
 from ..errors import NgsiError, not_found
 from ..model import operations
-from ..model.entity import parse_entity
+from ..model import values
+from ..model.entity import ENTITY_MEMBERS, attribute_iri, parse_entity
 from .http import (GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
                    read_json, tenant_of)
-from .params import check_params, entity_path_id, link_context, now, options_of, view_of
+from .params import body_object, check_params, entity_path_id, link_context, now, options_of, view_of
 from .render import entity_response
 
 RETRIEVE_PARAMS = ("attrs", "options", "format", "lang", "geometryProperty", "type", "local", "pick", "omit",
@@ -85,9 +86,32 @@ async def merge_entity(request: Request) -> Response:
     body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes,
                                   allowed=(JSON, LD_JSON, MERGE_PATCH))
     ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
+    options = options_of(request, ("keyValues", "simplified", "concise", "normalized"))
+    observed_at = request.query_params.get("observedAt")
+    if observed_at is not None:
+        observed_at = values.parse_datetime(observed_at, "observedAt")
+    stamp, stamp_dt = now()
+    if options & {"keyValues", "simplified"}:  # values only: they go into the stored attributes' value members
+        members = {k: v for k, v in body_object(body, "the entity fragment").items() if k in ENTITY_MEMBERS}
+        head = parse_entity(members, ctx, require_id=False, require_type=False, allow_null=True)
+        operations.check_same_id(head, entity_id)
+        simple = {attribute_iri(k, ctx): v for k, v in body.items() if k not in ENTITY_MEMBERS}
+        lang = request.query_params.get("lang")
+
+        def compute(row):  # type: ignore[no-untyped-def]
+            write = operations.merge_simplified(row, simple, ctx, stamp, observed_at=observed_at, lang=lang)
+            write.types = write.types + [t for t in head.types if t not in write.types]
+            if head.scopes is not None:
+                write.scopes = head.scopes or None
+            return write
+        await broker.entities.modify(tenant, entity_id, "merge", compute, stamp, stamp_dt)
+        return no_content()
     patch = parse_entity(body, ctx, require_id=False, require_type=False, allow_null=True)
     operations.check_same_id(patch, entity_id)
-    stamp, stamp_dt = now()
+    if observed_at is not None:  # "used as the observedAt of the updated attributes" unless they carry one
+        for insts in patch.attrs.values():
+            for inst in insts:
+                inst.setdefault("observedAt", observed_at)
     await broker.entities.modify(tenant, entity_id, "merge",
                                  lambda row: operations.merge(row, patch, stamp), stamp, stamp_dt)
     return no_content()

@@ -74,7 +74,7 @@ def parse_entity(body: Any, ctx: Context, *, require_type: bool = True, require_
     scopes = None
     attrs: dict[str, list[dict[str, Any]]] = {}
     for key, raw in body.items():
-        if key in _ENTITY_MEMBERS:
+        if key in ENTITY_MEMBERS:
             if key == "scope":
                 scopes = None if (allow_null and _is_null(raw)) else names.check_scope(raw, "scope")
             continue
@@ -83,7 +83,7 @@ def parse_entity(body: Any, ctx: Context, *, require_type: bool = True, require_
     return EntityInput(entity_id or "", types, scopes, attrs)
 
 
-_ENTITY_MEMBERS = frozenset(("id", "@id", "type", "@type", "scope", "@context", "createdAt", "modifiedAt",
+ENTITY_MEMBERS = frozenset(("id", "@id", "type", "@type", "scope", "@context", "createdAt", "modifiedAt",
                              "deletedAt"))
 
 
@@ -259,7 +259,7 @@ def _members(where: str, iri: str, attr_type: str | None, raw: dict[str, Any], i
             if kind == "Property" and type(member) in _SCALARS and ctx.scalars_plain and member != NULL:
                 inst["value"] = member  # the common case, inline
             else:
-                inst[key] = _value_member(where, kind, key, member, ctx, allow_null)
+                inst[key] = value_member(where, kind, key, member, ctx, allow_null)
         elif key == "observedAt":
             inst["observedAt"] = values.parse_datetime(member, f"{where} observedAt")
         elif key == "unitCode":
@@ -318,7 +318,7 @@ def _concise_value(where: str, iri: str, raw: Any, ctx: Context) -> dict[str, An
     return {"type": "Property", "value": _value(raw, ctx)}
 
 
-def _value_member(where: str, attr_type: str, member: str, value: Any, ctx: Context, allow_null: bool) -> Any:
+def value_member(where: str, attr_type: str, member: str, value: Any, ctx: Context, allow_null: bool) -> Any:
     """The value member ``member`` of an attribute of ``attr_type``, validated and expanded."""
     if value is None or (value == NULL and not allow_null):
         raise bad_request(f"{where}: '{member}' must not be null")

@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import bad_request, not_found
-from .entity import NULL, VALUE_MEMBER, EntityInput
+from ..jsonld import Context
+from . import geojson
+from .entity import NULL, VALUE_MEMBER, EntityInput, parse_instance, value_member
 
 _VALUE_MEMBERS = tuple(sorted(set(VALUE_MEMBER.values())))
 
@@ -253,6 +255,45 @@ def merge(current: Any, patch: EntityInput, now: str) -> Write:
             write.set_attrs[iri] = existing
         elif iri in attrs:
             write.removed.append(iri)
+        write.updated.append(iri)
+    return write
+
+
+def merge_simplified(current: Any, values: dict[str, Any], ctx: Context, now: str, *,
+                     observed_at: str | None = None, lang: str | None = None) -> Write:
+    """Merge Entity with options=keyValues (5.6.17): each value goes into the value member of the attribute's
+    stored type (the default instance); a new attribute becomes a Property (a GeoProperty for a geometry);
+    an NGSI-LD Null deletes; ``lang`` targets one language of a LanguageProperty."""
+    born = iso(current["created_at"])
+    write = Write(list(current["types"]), current["scopes"])
+    for iri, raw in values.items():
+        where = f"attribute '{ctx.compact_attr(iri)}'"
+        existing = list(current["attrs"].get(iri, []))
+        i = _index(existing, None)
+        if raw is None or raw == NULL:
+            if i >= 0:
+                del existing[i]
+                if existing:
+                    write.set_attrs[iri] = existing
+                else:
+                    write.removed.append(iri)
+            continue
+        if i < 0:
+            kind = "GeoProperty" if geojson.is_geometry(raw) else "Property"
+            patch = parse_instance(where, iri, {"type": kind, "value": raw}, ctx)
+        else:
+            stored = existing[i]["type"]
+            member = VALUE_MEMBER[stored]
+            if stored == "LanguageProperty" and lang:
+                raw = {**existing[i]["languageMap"], lang: raw}
+            patch = {member: value_member(where, stored, member, raw, ctx, False)}
+        if observed_at is not None:
+            patch["observedAt"] = observed_at
+        if i >= 0:
+            existing[i] = merge_instance(existing[i], patch, now, born)
+        else:
+            _put(existing, stamp(patch, None, now, born))
+        write.set_attrs[iri] = existing
         write.updated.append(iri)
     return write
 
