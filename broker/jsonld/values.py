@@ -30,6 +30,20 @@ _PLAIN = ("v", False, False, None, False, None, None, 1)
 _MEMO_LIMIT = 50_000
 
 
+def _kept_by_add_value(compacted: list[Any]) -> bool:
+    """Whether pyld's compaction keeps an entry for these compacted items of one container-less term.
+
+    pyld (like the JSON-LD "add value" algorithm) adds each item with ``add_value``, which *flattens* an
+    array -- the compacted form of a ``@json`` literal that is an array -- and creates the entry for an
+    empty array only when the item itself is ``[]``. So ``[[]]`` or ``[[], [[]]]`` add nothing, and when
+    every item is like that the entry is absent. (Otherwise the user's shape is kept: equal modulo arrays.)
+    """
+    for item in compacted:
+        if not isinstance(item, list) or not item or any(True for _ in leaves(item)):
+            return True
+    return False
+
+
 class Unsupported(Exception):
     """The fast path does not handle this value; compaction falls back to pyld."""
 
@@ -306,7 +320,8 @@ class ValueCodec:
         return self._compact_node(item, term)
 
     def _compact_list(self, items: list[Any], term: str) -> Any:
-        out = [self._compact_element(i, term) for i in leaves(items)]
+        # pyld's _compact of an array drops items that compact to None (a @json null in a list)
+        out = [c for c in (self._compact_element(i, term) for i in leaves(items)) if c is not None]
         if len(out) == 1 and not self._container(term):
             return out[0]
         return out
@@ -351,7 +366,11 @@ class ValueCodec:
         self._check_term(first)
         if not self._container(first) and all(t == first for t in terms) and first not in out:
             # one plain term for all: keep the user's array shape
-            out[first] = map_shape(value, lambda leaf: self._compact_item(leaf, first))
+            compacted = [self._compact_item(leaf, first) for leaf in items]
+            if not _kept_by_add_value(compacted):
+                return  # pyld drops the entry (@json arrays of empty arrays, see _kept_by_add_value)
+            found = iter(compacted)
+            out[first] = map_shape(value, lambda _: next(found))
             return
         for leaf, term in zip(items, terms):
             self._check_term(term)
