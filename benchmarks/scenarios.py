@@ -17,11 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from broker.testing import free_port
+from broker.testing import free_port, fresh_database
 
 from . import payloads
 from .loadgen import LoadResult, run_batches, run_wrk
@@ -65,28 +64,11 @@ class LoadConfig:
 
 # --- database ---------------------------------------------------------------------------------------------
 
-def _with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-async def _admin(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @contextmanager
 def bench_database(server_dsn: str) -> Iterator[str]:
     """A new database ``bench_<random>`` on the server of ``server_dsn``, dropped afterwards."""
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(server_dsn, f"CREATE DATABASE {name}"))
-    try:
-        yield _with_database(server_dsn, name)
-    finally:
-        asyncio.run(_admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with fresh_database(server_dsn, prefix="bench") as dsn:
+        yield dsn
 
 
 async def _server_notes(dsn: str) -> dict[str, str]:

@@ -61,10 +61,11 @@ def server_dsn() -> Iterator[str]:
 
 
 @contextmanager
-def fresh_database(admin_dsn: str) -> Iterator[str]:
+def fresh_database(admin_dsn: str, prefix: str = "ngsild_test") -> Iterator[str]:
+    """A new, empty database ``<prefix>_<random>`` on the server of ``admin_dsn``, dropped afterwards."""
     import asyncio
 
-    name = f"ngsild_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(admin_dsn, f"CREATE DATABASE {name}"))
     try:
         yield _with_database(admin_dsn, name)

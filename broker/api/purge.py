@@ -14,14 +14,12 @@ from starlette.responses import Response
 
 from ..services import broker_of
 from ..errors import bad_request
-from ..model.entity import check_entity_id
 from ..model.operations import Write
-from ..query.types import parse_types
 from ..store.batch import NewState, apply_write
-from ..store.query import EntityQuery, Selector, matching_ids
+from ..store.query import matching_ids
 from .http import no_content, tenant_of
-from .params import bool_param, check_params, link_context, list_param, now
-from .query import parse_q_param, parse_scope_q_param
+from .params import check_params, link_context, list_param, now
+from .query import filters_of
 
 CHUNK = 1000
 
@@ -34,19 +32,7 @@ async def purge(request: Request) -> Response:
     keep, drop = list_param(request, "keep"), list_param(request, "drop")
     if keep and drop:
         raise bad_request("keep and drop cannot be used together")
-    ids = list_param(request, "id")
-    selector = Selector(ids=[check_entity_id(i) for i in ids] if ids else None,
-                        id_pattern=request.query_params.get("idPattern") or None,
-                        types=parse_types(request.query_params["type"]) if request.query_params.get("type")
-                        else None)
-    attrs = list_param(request, "attrs")
-    query = EntityQuery(selectors=[selector] if (selector.ids or selector.id_pattern or selector.types) else [],
-                        attrs=[ctx.expand_term(a) for a in attrs] if attrs else None,
-                        q=parse_q_param(request.query_params.get("q")),
-                        scope_q=parse_scope_q_param(request.query_params.get("scopeQ")))
-    if not (query.selectors or query.attrs or query.q is not None or query.scope_q is not None
-            or bool_param(request, "local")):
-        raise bad_request("purge needs at least one of type, attrs, q, scopeQ, id, idPattern or local=true")
+    query = filters_of(request, ctx, "purge")
     matched = await matching_ids(broker.pool, broker.tenants, tenant, query, ctx)
     keep_iris = {ctx.expand_term(a) for a in keep} if keep else None
     drop_iris = {ctx.expand_term(a) for a in drop} if drop else None

@@ -57,26 +57,37 @@ def parse_scope_q_param(text: str | None) -> Any:
     return parse_scope_q(text)
 
 
-async def query_entities(request: Request) -> Response:
-    check_params(request, QUERY_PARAMS)
-    ctx = await link_context(request)
+def filters_of(request: Request, ctx: Context, what: str) -> EntityQuery:
+    """The entity filters of a query string (GET /entities, purge): at least one is required."""
     ids = list_param(request, "id")
+    type_expr = request.query_params.get("type")
     selector = Selector(ids=[check_entity_id(i) for i in ids] if ids else None,
                         id_pattern=request.query_params.get("idPattern") or None,
-                        types=parse_types(request.query_params["type"]) if request.query_params.get("type")
-                        else None)
+                        types=parse_types(type_expr) if type_expr else None)
     attrs = list_param(request, "attrs")
     query = EntityQuery(
         selectors=[selector] if (selector.ids or selector.id_pattern or selector.types) else [],
         attrs=[ctx.expand_term(a) for a in attrs] if attrs else None,
         q=parse_q_param(request.query_params.get("q")),
-        scope_q=parse_scope_q_param(request.query_params.get("scopeQ")),
-        limit=_int_param(request, "limit", DEFAULT_LIMIT, MAX_LIMIT),
-        offset=_int_param(request, "offset", 0),
-        count=bool_param(request, "count"))
+        scope_q=parse_scope_q_param(request.query_params.get("scopeQ")))
+    _require_selector(query, request, what)
+    return query
+
+
+def _require_selector(query: EntityQuery, request: Request, what: str) -> None:
+    """GS CIM 009 5.7.2 / 5.6.21: a query without any filter (and without local=true) is BadRequestData."""
     if not (query.selectors or query.attrs or query.q is not None or query.scope_q is not None
             or bool_param(request, "local")):
-        raise bad_request("a query needs at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query")
+        raise bad_request(f"{what} needs at least one of type, id, idPattern, attrs, q, scopeQ or local=true")
+
+
+async def query_entities(request: Request) -> Response:
+    check_params(request, QUERY_PARAMS)
+    ctx = await link_context(request)
+    query = filters_of(request, ctx, "a query")
+    query.limit = _int_param(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    query.offset = _int_param(request, "offset", 0)
+    query.count = bool_param(request, "count")
     view = view_of(request, ctx, options_of(request, REPRESENTATION))
     return await _answer(request, ctx, query, view)
 
@@ -102,9 +113,7 @@ async def query_entities_post(request: Request) -> Response:
         q=parse_q_param(body.get("q")), scope_q=parse_scope_q_param(body.get("scopeQ")),
         limit=_int_param(request, "limit", DEFAULT_LIMIT, MAX_LIMIT),
         offset=_int_param(request, "offset", 0), count=bool_param(request, "count"))
-    if not (query.selectors or query.attrs or query.q is not None or query.scope_q is not None
-            or bool_param(request, "local")):
-        raise bad_request("a query needs at least one of entities, attrs, q, scopeQ or geoQ")
+    _require_selector(query, request, "a query")
     view = view_of(request, ctx, options_of(request, REPRESENTATION))
     return await _answer(request, ctx, query, view)
 
