@@ -23,6 +23,7 @@ from .jsonld import ContextResolver
 from .store import changes, db, schema
 from .store.batch import BatchStore
 from .store.entities import EntityStore
+from .store.indexes import IndexAdvisor
 from .store.tenants import DEFAULT_TENANT, Tenants
 from .services import Broker
 
@@ -53,7 +54,9 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         contexts = ContextResolver(settings, pool)
         await contexts.start()
         entities = EntityStore(pool, tenants)
-        app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities))
+        indexes = IndexAdvisor(dsn, threshold=settings.index_threshold)
+        indexes.start()
+        app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities), indexes)
         pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds))
         tune_gc()
         log.info("broker ready")
@@ -61,6 +64,7 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
             yield
         finally:
             pruner.cancel()
+            await indexes.close()
             await contexts.close()
             await pool.close()
 

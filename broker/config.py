@@ -42,6 +42,8 @@ class Settings:
     max_batch_entities: int = 10_000
     # milliseconds any one SQL statement may run (guards against pathological queries and regexes)
     statement_timeout_ms: int = 30_000
+    # queries using an attribute before its index is built in the background (0: never build indexes)
+    index_threshold: int = 3
     # seconds a change-log row is kept when no consumer has taken it
     change_retention_seconds: float = 600.0
 
@@ -96,6 +98,7 @@ def env_defaults(environ: os._Environ[str] | dict[str, str] = os.environ) -> dic
         "NGSILD_MAX_BATCH_ENTITIES": ("max_batch_entities", int),
         "NGSILD_CHANGE_RETENTION": ("change_retention_seconds", float),
         "NGSILD_STATEMENT_TIMEOUT_MS": ("statement_timeout_ms", int),
+        "NGSILD_INDEX_THRESHOLD": ("index_threshold", int),
     }
     for var, (name, conv) in simple.items():
         if environ.get(var):

@@ -11,6 +11,7 @@ from .config import Settings
 from .jsonld import ContextResolver
 from .store.batch import BatchStore
 from .store.entities import EntityStore
+from .store.indexes import IndexAdvisor
 from .store.tenants import Tenants
 
 
@@ -22,6 +23,7 @@ class Broker:
     contexts: ContextResolver
     entities: EntityStore
     batch: BatchStore
+    indexes: IndexAdvisor
 
 
 def broker_of(request: Request) -> Broker:

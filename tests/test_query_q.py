@@ -300,9 +300,9 @@ class Db:
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    def ids(self, q: str, ctx: Any = None) -> set[str]:
+    def ids(self, q: str, ctx: Any = None, *, indexed: bool = False) -> set[str]:
         args: list[Any] = []
-        where = compile_q(parse_q(q), ctx or self.ctx, args)
+        where = compile_q(parse_q(q), ctx or self.ctx, args, [] if indexed else None)
         rows = self.run(self.conn.fetch(f"SELECT id FROM q_entities WHERE {where}", *args))
         return {r["id"] for r in rows}
 
@@ -821,3 +821,50 @@ def test_generated_values_database_equals_reference(db: Db, values: list[Any], t
     args.append(json.dumps(attrs))
     got = db.run(db.conn.fetchval(f"SELECT {where} FROM (SELECT ${len(args)}::text::jsonb AS attrs) AS e", *args))
     assert got == ref_eval(term, attrs, BASE_TIME, db.ctx), to_text(term)
+
+
+# ---- the index-backed forms (broker.query.fast) give exactly the same answers ------------------------------
+
+@given(db_expressions)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.filter_too_much])
+def test_indexed_forms_equal_reference(db: Db, expr: Any) -> None:
+    text = to_text(expr)
+    assume(parse_q(text) == expr)
+    assert db.ids(text, indexed=True) == ref_ids(text, db.ctx), text
+
+
+@given(st.lists(stored, min_size=1, max_size=2), one_attribute_terms(), st.booleans())
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_indexed_values_equal_reference(db: Db, values: list[Any], term: Any, relationship: bool) -> None:
+    kind = {"type": "Relationship", "object": "urn:x:1"} if relationship else None
+    attrs = {DEFAULT + "x": [kind or {"type": "Property", "value": v} for v in values]}
+    args: list[Any] = []
+    specs: list[Any] = []
+    where = compile_q(term, db.ctx, args, specs)
+    args.append(json.dumps(attrs))
+    got = db.run(db.conn.fetchval(f"SELECT {where} FROM (SELECT ${len(args)}::text::jsonb AS attrs) AS e", *args))
+    assert got == ref_eval(term, attrs, BASE_TIME, db.ctx), to_text(term)
+
+
+def test_indexed_form_uses_the_indexes(db: Db) -> None:
+    """With the advisor's indexes in place, PostgreSQL answers a range and an equality from them."""
+    from broker.store.indexes import index_name
+
+    args: list[Any] = []
+    specs: list[Any] = []
+    where = compile_q(parse_q("speed>50;speed<=99"), db.ctx, args, specs)
+    assert specs and all(s.key.endswith(DEFAULT + "speed") for s in specs)
+    for spec in {s.key: s for s in specs}.values():
+        clause = f" WHERE {spec.where}" if spec.where else ""
+        db.run(db.conn.execute(f"CREATE INDEX IF NOT EXISTS {index_name(spec)} ON q_entities "
+                               f"USING {spec.method} ({spec.expression}){clause}"))
+    db.run(db.conn.execute("ANALYZE q_entities; SET enable_seqscan = off"))
+    try:
+        plan = "\n".join(r[0] for r in db.run(db.conn.fetch(f"EXPLAIN SELECT id FROM q_entities WHERE {where}",
+                                                           *args)))
+    finally:
+        db.run(db.conn.execute("RESET enable_seqscan"))
+    for spec in specs:
+        assert index_name(spec) in plan, plan
+    assert "BitmapOr" in plan, plan  # fast rows from the value index, rare rows from the partial index

@@ -133,7 +133,8 @@ def _selector(item: Any) -> Selector:
 async def _answer(request: Request, ctx: Context, query: EntityQuery, view: View) -> Response:
     broker = broker_of(request)
     media = negotiate(request)
-    rows, total = await run_query(broker.pool, broker.tenants, tenant_of(request), query, ctx)
+    rows, total = await run_query(broker.pool, broker.tenants, tenant_of(request), query, ctx,
+                                  broker.indexes)
     body = [render_entity(row, ctx, view) for row in rows]
     headers = await context_headers(request, ctx, media)
     if media == LD_JSON:

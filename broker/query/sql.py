@@ -48,6 +48,8 @@ from typing import Any, Protocol
 from broker.errors import NgsiError, bad_request
 from broker.jsonld.context import Context
 
+from .fast import fast_condition, literal, rare_predicate
+from .indexspec import IndexSpec
 from .q import DATETIME, And, Exists, Match, Or, Path, QExpr, Range, Term, Value, temporal_problem, terms
 
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
@@ -76,11 +78,16 @@ _STRINGS = ' ? (@.type() == "string" || @."@value".type() == "string" || @."@id"
 _SQL_OP = {"==": "=", "!=": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
-def compile_q(expr: QExpr, ctx: Context, args: list[Any]) -> str:
-    """SQL boolean (never NULL) for ``expr``; bind values are appended to ``args`` and used as ``$len(args)``."""
+def compile_q(expr: QExpr, ctx: Context, args: list[Any], specs: list[IndexSpec] | None = None) -> str:
+    """SQL boolean (never NULL) for ``expr``; bind values are appended to ``args`` and used as ``$len(args)``.
+
+    With ``specs`` (a list to fill), the commonest terms take their index-backed form (``broker.query.fast``)
+    and the indexes that form can use are appended to ``specs``.
+    """
     if sum(1 for _ in terms(expr)) > MAX_TERMS:
         raise NgsiError("TooComplexQuery", f"q: more than {MAX_TERMS} query terms")
-    return QCompiler(JsonPathLeaves(ctx, args)).compile(expr)
+    leaves = JsonPathLeaves(ctx, args) if specs is None else IndexedLeaves(ctx, args, specs)
+    return QCompiler(leaves).compile(expr)
 
 
 def database_error(exc: BaseException) -> NgsiError | None:
@@ -428,3 +435,25 @@ def normalise(value: Value) -> str:
     width = 19 if value.kind == "datetime" else 8
     fraction = text[width:].lstrip(".,").rstrip("Z")
     return text[:width] + fraction.ljust(9, "0")
+
+
+class IndexedLeaves(JsonPathLeaves):
+    """The index-backed form where ``broker.query.fast`` has one (exact: it falls back per row), else the
+    jsonpath form."""
+
+    def __init__(self, ctx: Context, args: list[Any], specs: list[IndexSpec]) -> None:
+        super().__init__(ctx, args)
+        self.specs = specs
+
+    def term(self, term: Term) -> str:
+        target = resolve(term.path, self.ctx)
+        if target.column or target.member or target.trailing is not None or len(target.iris) != 1:
+            return super().term(term)
+        found = fast_condition(term, target.iris[0], self.param)
+        if found is None:
+            return super().term(term)
+        condition, specs = found
+        self.specs.extend(specs)
+        lit = literal(target.iris[0])
+        assert lit is not None
+        return f"({condition} OR ({rare_predicate(lit)} AND {super().term(term)}))"

@@ -15,8 +15,10 @@ import asyncpg
 from ..errors import NgsiError
 from ..jsonld import Context
 from ..query import compile_q, compile_scope_q, database_error
+from ..query.indexspec import IndexSpec
 from ..query.types import TypeExpr, compile_types
 from .entities import COLUMNS
+from .indexes import IndexAdvisor
 from .tenants import Tenants
 
 
@@ -40,7 +42,8 @@ class EntityQuery:
     count: bool = False
 
 
-def where_clause(query: EntityQuery, ctx: Context, args: list[Any]) -> str:
+def where_clause(query: EntityQuery, ctx: Context, args: list[Any], specs: list[IndexSpec] | None = None) -> str:
+    """The SQL condition of ``query``; ``specs`` collects the indexes it can use (see broker.store.indexes)."""
     conditions: list[str] = []
     alternatives = []
     for sel in query.selectors:
@@ -49,6 +52,10 @@ def where_clause(query: EntityQuery, ctx: Context, args: list[Any]) -> str:
             args.append(sel.ids)
             parts.append(f"id = ANY(${len(args)}::text[])")
         if sel.id_pattern:
+            bounds = prefix_bounds(sel.id_pattern)
+            if bounds is not None:  # the unique B-tree on id (COLLATE "C") serves the literal prefix
+                args.extend(bounds)
+                parts.append(f"id >= ${len(args) - 1} AND id < ${len(args)}")
             args.append(sel.id_pattern)
             parts.append(f"id ~ ${len(args)}")
         if sel.types is not None:
@@ -60,10 +67,30 @@ def where_clause(query: EntityQuery, ctx: Context, args: list[Any]) -> str:
         args.append(query.attrs)
         conditions.append(f"attrs ?| ${len(args)}::text[]")
     if query.q is not None:
-        conditions.append(compile_q(query.q, ctx, args))
+        conditions.append(compile_q(query.q, ctx, args, specs))
     if query.scope_q is not None:
         conditions.append(compile_scope_q(query.scope_q, args))
     return " AND ".join(conditions) if conditions else "TRUE"
+
+
+_REGEX_META = set(".^$*+?()[]{}|\\")
+
+
+def prefix_bounds(pattern: str) -> tuple[str, str] | None:
+    """For ``^literal...``: a range of ids that contains every match (a superset; the regex still decides)."""
+    if not pattern.startswith("^") or "|" in pattern:  # an alternation may match elsewhere
+        return None
+    prefix = []
+    for ch in pattern[1:]:
+        if ch in _REGEX_META:
+            break
+        prefix.append(ch)
+    if prefix and pattern[1 + len(prefix):1 + len(prefix) + 1] in ("?", "*", "{"):
+        prefix.pop()  # the last literal is optional: not part of the prefix
+    if not prefix or ord(prefix[-1]) >= 0x10FFFF:
+        return None
+    low = "".join(prefix)
+    return low, low[:-1] + chr(ord(low[-1]) + 1)  # code-point order = the "C" collation of the id column
 
 
 async def matching_ids(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: EntityQuery, ctx: Context
@@ -79,12 +106,15 @@ async def matching_ids(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query:
         raise _query_error(exc) from None
 
 
-async def run_query(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: EntityQuery, ctx: Context
-                    ) -> tuple[list[asyncpg.Record], int | None]:
+async def run_query(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: EntityQuery, ctx: Context,
+                    advisor: IndexAdvisor | None = None) -> tuple[list[asyncpg.Record], int | None]:
     """The page of matching entities and, if asked, the total count."""
     schema = await tenants.schema(tenant, create=False)
     args: list[Any] = []
-    where = where_clause(query, ctx, args)
+    specs: list[IndexSpec] = []
+    where = where_clause(query, ctx, args, specs)
+    if advisor is not None and specs:
+        advisor.note(schema, specs)
     total = None
     try:
         if query.count:

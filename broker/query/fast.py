@@ -1,0 +1,97 @@
+"""Index-backed forms of the commonest ``q`` terms (``broker.store.indexes`` builds the indexes on demand).
+
+A term ``attr OP value`` on a top-level attribute, with a number (any comparison, ranges, lists) or a string
+or boolean (equality, lists), is decided on most rows by the first instance's scalar ``value``:
+
+    (attrs -> 'IRI' -> 0 -> 'value') OP $v        -- a B-tree on that expression serves it
+
+That is exact for "simple" rows (one instance whose ``value`` is a number, string or boolean: its only
+candidate, see ``broker.query.sql``). Every other row having the attribute (several instances, a compound or
+value-object value, another attribute type) is decided by the exact jsonpath form, behind a predicate that a
+small partial index lists. So::
+
+    fast OR (rare AND exact)
+
+equals ``exact`` on every row, and PostgreSQL answers it with a BitmapOr of two index scans. jsonb orders
+values by type first (strings < numbers < booleans), so a range on numbers carries a type test; string
+comparisons other than equality stay on the exact form (jsonb orders strings by the database collation,
+jsonpath by code point). The IRI is spliced as a SQL literal (the index expression must be a constant) only
+when it passes a strict character check; other IRIs use the exact form alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .indexspec import IndexSpec
+from .q import Compare, Range, Term, Value
+
+_SAFE_IRI = re.compile(r"[A-Za-z0-9:/?#\[\]@!$&()*+,;=._~%-]{1,512}")
+_ORDER_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
+_JSON_TYPE = {"number": "number", "string": "string", "boolean": "boolean"}
+
+
+def _json(param: Any, value: Any) -> str:
+    """A bind value travelling as JSON text (whatever jsonb codec the connection has)."""
+    return param(json.dumps(value), "text::jsonb")
+
+
+def literal(iri: str) -> str | None:
+    """``iri`` as a SQL string literal, or None if it is not plainly safe to splice."""
+    return f"'{iri}'" if _SAFE_IRI.fullmatch(iri) else None
+
+
+def value_expression(lit: str) -> str:
+    return f"(attrs -> {lit} -> 0 -> 'value')"
+
+
+def rare_predicate(lit: str) -> str:
+    """Rows having the attribute that the fast form cannot decide."""
+    return (f"(attrs ? {lit} AND NOT (jsonb_array_length(attrs -> {lit}) = 1 AND "
+            f"COALESCE(jsonb_typeof(attrs -> {lit} -> 0 -> 'value') IN ('number', 'string', 'boolean'), false)))")
+
+
+def index_specs(iri: str, lit: str) -> list[IndexSpec]:
+    return [IndexSpec(f"value:{iri}", "btree", value_expression(lit)),
+            IndexSpec(f"rare:{iri}", "btree", "pk", rare_predicate(lit))]
+
+
+def fast_condition(term: Term, iri: str, param: Any) -> tuple[str, list[IndexSpec]] | None:
+    """``(fast, specs)`` for a term the fast form decides on simple rows, else None.
+
+    ``param(value, cast)`` appends a bind value and returns its placeholder.
+    """
+    if not isinstance(term, Compare) or term.op not in ("==", *_ORDER_OPS):
+        return None
+    lit = literal(iri)
+    if lit is None:
+        return None
+    flat = [b for v in term.values for b in ((v.low, v.high) if isinstance(v, Range) else (v,))]
+    kinds = {v.kind for v in flat if isinstance(v, Value)}
+    if len(kinds) != 1 or len(flat) != sum(isinstance(v, Value) for v in flat):
+        return None
+    kind = kinds.pop()
+    if kind not in _JSON_TYPE or (kind != "number" and (term.op != "==" or
+                                                         any(isinstance(v, Range) for v in term.values))):
+        return None
+    e = value_expression(lit)
+    # "e IS NOT NULL AND ...": never NULL (so the OR with the exact branch is exact), still index-usable
+    typed = f"jsonb_typeof({e}) = '{_JSON_TYPE[kind]}'"
+    if term.op in _ORDER_OPS:
+        if len(term.values) != 1 or isinstance(term.values[0], Range):
+            return None
+        cond = f"({e} IS NOT NULL AND {e} {_ORDER_OPS[term.op]} {_json(param, term.values[0].value)} AND {typed})"
+    elif len(term.values) == 1 and isinstance(term.values[0], Range):
+        rng = term.values[0]
+        cond = (f"({e} IS NOT NULL AND {e} >= {_json(param, rng.low.value)} AND "
+                f"{e} <= {_json(param, rng.high.value)} AND {typed})")
+    elif any(isinstance(v, Range) for v in term.values):
+        return None
+    elif len(term.values) == 1:
+        cond = f"({e} IS NOT NULL AND {e} = {_json(param, term.values[0].value)})"
+    else:
+        values = param([json.dumps(v.value) for v in term.values], "text[]::jsonb[]")
+        cond = f"({e} IS NOT NULL AND {e} = ANY({values}))"
+    return cond, index_specs(iri, lit)
