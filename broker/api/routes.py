@@ -1,44 +1,15 @@
-"""The route table of the NGSI-LD API (mounted under ``/ngsi-ld/v1``) and the broker's own ``/version``.
-
-A resource is one route whose methods dispatch to handlers, so that a method it lacks gets 405 with the
-complete ``Allow`` header.
-"""
+"""The route table of the NGSI-LD API (mounted under ``/ngsi-ld/v1``) and the broker's own ``/version``."""
 
 from __future__ import annotations
-
-from typing import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from .. import __version__
-from ..errors import NgsiError
-from . import attributes, batch, contexts, entities, query
+from . import attributes, batch, contexts, discovery, entities, query
 from .http import json_response
-
-Handler = Callable[[Request], Awaitable[Response]]
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-
-def resource(path: str, **handlers: Handler) -> Route:
-    if "GET" in handlers:
-        handlers.setdefault("HEAD", handlers["GET"])
-    allow = ", ".join(sorted(handlers))
-
-    async def dispatch(request: Request) -> Response:
-        handler = handlers.get(request.method)
-        if handler is None:
-            if path == "/entities" and request.method in ("PUT", "PATCH") \
-                    and request.scope.get("state", {}).get("trailing_slash"):
-                # PUT/PATCH /entities/ is a request on an entity whose id is missing
-                raise NgsiError("BadRequestData", "the entity id is missing from the URL")
-            raise NgsiError("MethodNotAllowed", f"{request.method} is not allowed here (allowed: {allow})",
-                            status=405, title="Method not allowed", headers={"Allow": allow})
-        return await handler(request)
-
-    return Route(path, dispatch, methods=METHODS)
-
+from .resource import resource
 
 async def version(request: Request) -> Response:
     return json_response({"broker": "ngsild-broker", "version": __version__})
@@ -61,5 +32,6 @@ def routes() -> list[Route | Mount]:
         resource("/entityOperations/delete", POST=batch.batch_delete),
         resource("/entityOperations/query", POST=query.query_entities_post),
         *contexts.routes,
+        *discovery.routes,
     ]
     return [Route("/version", version, methods=["GET"]), Mount("/ngsi-ld/v1", routes=api)]
