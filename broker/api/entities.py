@@ -11,14 +11,25 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..services import broker_of
 from ..errors import NgsiError, not_found
-from ..model import operations
-from ..model import values
+from ..model import operations, values
 from ..model.entity import ENTITY_MEMBERS, attribute_iri, parse_entity
-from .http import (GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
-                   read_json, tenant_of)
-from .params import body_object, check_params, entity_path_id, link_context, now, options_of, view_of
+from ..query.types import TypeExpr, TypeName, parse_types
+from ..services import broker_of
+from .http import GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content, read_json, tenant_of
+from .params import (
+    REPRESENTATION_OPTIONS,
+    body_object,
+    bool_param,
+    check_params,
+    entity_path_id,
+    geometry_property,
+    join_of,
+    link_context,
+    now,
+    options_of,
+    view_of,
+)
 from .render import entity_response
 
 RETRIEVE_PARAMS = ("attrs", "options", "format", "lang", "geometryProperty", "type", "local", "pick", "omit",
@@ -40,27 +51,40 @@ async def create_entity(request: Request) -> Response:
 
 
 async def retrieve_entity(request: Request) -> Response:
+    """5.7.1 / 6.5.3.1: the entity in the representation the parameters ask for; ResourceNotFound when it
+    does not exist, lacks the ``type`` asked for, or keeps no member after attrs / pick / omit."""
     check_params(request, RETRIEVE_PARAMS)
     broker = broker_of(request)
     tenant = tenant_of(request)
     entity_id = entity_path_id(request)
     media = negotiate(request, (JSON, LD_JSON, GEO_JSON))
     ctx = await link_context(request)
-    view = view_of(request, ctx, options_of(request, ("keyValues", "simplified", "concise", "normalized",
-                                                      "sysAttrs")))
+    view = view_of(request, ctx, options_of(request, REPRESENTATION_OPTIONS))
+    join = join_of(request, view)
+    geometry = geometry_property(ctx, request.query_params.get("geometryProperty"), media)
+    if request.query_params.get("local") is not None:
+        bool_param(request, "local")  # no registrations: every retrieval is local
     row = await broker.entities.get(tenant, entity_id)
     if row is None or not _type_matches(request, ctx, row["types"]):
         raise not_found(f"entity {entity_id} does not exist")
     if view.attrs is not None and not any(a in row["attrs"] for a in view.attrs):
         raise not_found(f"entity {entity_id} has none of the requested attributes")
-    return await entity_response(request, row, ctx, view, media)
+    return await entity_response(request, row, ctx, view, media, join, geometry)
 
 
 def _type_matches(request: Request, ctx, types: list[str]) -> bool:
+    """The ``type`` parameter of Retrieve Entity (5.7.1.4, a 4.17 type expression) holds for ``types``."""
     wanted = request.query_params.get("type")
     if not wanted:
         return True
-    return any(ctx.expand_term(t.strip()) in types for t in wanted.split(","))
+    return _holds(parse_types(wanted), ctx, set(types))
+
+
+def _holds(expr: TypeExpr, ctx, types: set[str]) -> bool:
+    if isinstance(expr, TypeName):
+        return ctx.expand_term(expr.name) in types
+    results = (_holds(item, ctx, types) for item in expr.items)
+    return all(results) if expr.op == "and" else any(results)
 
 
 async def replace_entity(request: Request) -> Response:

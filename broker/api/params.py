@@ -1,22 +1,33 @@
 """Query parameters: each handler declares the ones it supports; anything else is 400 InvalidRequest.
 
-Also the request's JSON-LD context (Link header or body) and the representation options.
+Also the request's JSON-LD context (Link header or body) and the representation parameters that shape
+entity responses (``format`` / ``options``, ``attrs``, ``pick`` / ``omit``, ``lang``, ``datasetId``, ``join`` /
+``joinLevel`` / ``containedBy``): ``make_view`` validates them whether they come from the URL (``view_of``)
+or from a Query body.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from starlette.requests import Request
 
-from ..errors import NgsiError
+from ..errors import NgsiError, bad_request
 from ..jsonld import Context
+from ..model import projection, values
+from ..model.language import parse_lang
 from ..model.render import CONCISE, NORMALIZED, SIMPLIFIED, View
-from .http import link_context_url
+from .http import GEO_JSON, link_context_url
 
 FORMATS = {"normalized": NORMALIZED, "concise": CONCISE, "simplified": SIMPLIFIED, "keyValues": SIMPLIFIED}
 REPRESENTATION_OPTIONS = frozenset(("normalized", "concise", "simplified", "keyValues", "sysAttrs"))
+JOINS = ("flat", "inline", "@none")
+MAX_JOIN_LEVEL = 10
+# Entity members that are no attributes: a q testing only these is no sufficient query filter (5.7.2.4 c)
+SYSTEM_MEMBERS = frozenset(("id", "@id", "type", "@type", "scope", "createdAt", "modifiedAt", "deletedAt",
+                            "observedAt", "@context"))
 
 
 def check_params(request: Request, allowed: Iterable[str]) -> None:
@@ -39,8 +50,8 @@ def options_of(request: Request, allowed: Iterable[str]) -> set[str]:
             option = option.strip()
             if not option:
                 continue
-            if option not in allowed:
-                raise NgsiError("BadRequestData", f"unknown option '{option}' (supported here: "
+            if option not in allowed:  # 6.3.6 / ETSI 018_16, 021_20: a malformed request
+                raise NgsiError("InvalidRequest", f"unknown option '{option}' (supported here: "
                                                   f"{', '.join(sorted(allowed))})")
             found.add(option)
     return found
@@ -69,23 +80,121 @@ _DEFAULT_VIEW = View()
 
 
 def view_of(request: Request, ctx: Context, options: set[str]) -> View:
+    """The View of a request's URL parameters (format, options, attrs, pick, omit, lang, datasetId)."""
     if not request.scope.get("query_string"):
         return _DEFAULT_VIEW
-    fmt = NORMALIZED
-    chosen = [o for o in options if o in FORMATS and o != "sysAttrs"]
+    params = request.query_params
+    return make_view(ctx, options, fmt=params.get("format"), attrs=list_param(request, "attrs"),
+                     pick=params.get("pick"), omit=params.get("omit"), lang=params.get("lang"),
+                     datasets=list_param(request, "datasetId"))
+
+
+def make_view(ctx: Context, options: set[str], *, fmt: str | None = None, attrs: list[str] | None = None,
+              pick: Any = None, omit: Any = None, lang: Any = None, datasets: list[Any] | None = None) -> View:
+    """A View from raw parameter values: ``pick`` / ``omit`` are ProjectionList strings or (Query body) arrays
+    of them. Errors: an unknown format is InvalidRequest; conflicting options, pick or omit with attrs, a
+    member both picked and omitted, a malformed projection, lang or datasetId are BadRequestData."""
+    chosen = [o for o in options if o in FORMATS]
     if len(set(FORMATS[o] for o in chosen)) > 1:
         raise NgsiError("BadRequestData", f"conflicting representation options: {', '.join(sorted(chosen))}")
-    if chosen:
-        fmt = FORMATS[chosen[0]]
-    explicit = request.query_params.get("format")
-    if explicit is not None:
-        if explicit not in FORMATS:
-            raise NgsiError("BadRequestData", f"unknown format '{explicit}'")
-        fmt = FORMATS[explicit]
-    attrs = list_param(request, "attrs")
-    wanted = frozenset(ctx.expand_term(a) for a in attrs) if attrs else None
-    lang = request.query_params.get("lang")
-    return View(format=fmt, sys_attrs="sysAttrs" in options, attrs=wanted, lang=lang or None)
+    form = FORMATS[chosen[0]] if chosen else NORMALIZED
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise NgsiError("InvalidRequest", f"unknown format '{fmt}' (one of {', '.join(FORMATS)})")
+        form = FORMATS[fmt]
+    picked = _projection(pick, "pick", ctx)
+    omitted = _projection(omit, "omit", ctx)
+    if attrs and (picked is not None or omitted is not None):
+        raise bad_request("attrs cannot be combined with pick or omit (GS CIM 009 4.21)")
+    projection.check_conflicts(picked, omitted)
+    if lang is not None:
+        if not isinstance(lang, str) or not lang.strip():
+            raise bad_request("lang must be a non-empty string")
+        parse_lang(lang)
+    return View(format=form, sys_attrs="sysAttrs" in options,
+                attrs=frozenset(ctx.expand_term(a) for a in attrs) if attrs else None,
+                lang=lang or None, pick=picked, omit=omitted, datasets=dataset_ids(datasets))
+
+
+def _projection(raw: Any, what: str, ctx: Context) -> projection.Projection | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        tree = projection.parse_projection(raw, what)
+    else:
+        tree = projection.from_list(raw, what)
+    return projection.expand(tree, ctx, what)
+
+
+def dataset_ids(raw: list[Any] | None) -> frozenset[str] | None:
+    """The datasetId selection (4.5.5): URIs, ``@none`` for the default instance."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise bad_request("datasetId must be a non-empty list of URIs or @none")
+    return frozenset(values.check_dataset_id(d, "datasetId") or "@none" for d in raw)
+
+
+@dataclass(frozen=True)
+class Join:
+    """Linked Entity retrieval (4.5.23): ``mode`` flat / inline (None: none), how many levels, and the ids
+    already retrieved by the requester (``containedBy``: never fetched again)."""
+
+    mode: str | None = None
+    level: int = 1
+    contained_by: frozenset[str] = frozenset()
+
+
+NO_JOIN = Join()
+
+
+def make_join(view: View, join: Any = None, level: Any = None, contained_by: list[Any] | None = None) -> Join:
+    """Validate join / joinLevel / containedBy against the projection: a pick / omit selecting Linked Entity
+    members needs a join reaching as deep (5.7.1.4 / 5.7.2.4: BadRequestData)."""
+    if join is not None and join not in JOINS:
+        raise bad_request(f"join must be one of {', '.join(JOINS)}")
+    depth = max(projection.depth(view.pick), projection.depth(view.omit))
+    if level is None:
+        level_n = 1
+    else:
+        if isinstance(level, str) and level.isdigit():
+            level_n = int(level)
+        elif type(level) is int:
+            level_n = level
+        else:
+            raise bad_request("joinLevel must be a positive integer")
+        if not 1 <= level_n <= MAX_JOIN_LEVEL:
+            raise bad_request(f"joinLevel must be between 1 and {MAX_JOIN_LEVEL}")
+    mode = join if join in ("flat", "inline") else None
+    if depth and mode is None:
+        raise bad_request("pick / omit select Linked Entity members ({...}): that needs join=flat or join=inline")
+    if depth > level_n:
+        raise bad_request(f"pick / omit reach {depth} Linked Entity levels, more than joinLevel={level_n}")
+    contained = frozenset()
+    if contained_by:
+        contained = frozenset(values.check_uri(c, "containedBy") for c in contained_by)
+    if mode is None:
+        return NO_JOIN
+    return Join(mode, level_n, contained)
+
+
+def join_of(request: Request, view: View) -> Join:
+    if not request.scope.get("query_string"):
+        return NO_JOIN
+    params = request.query_params
+    return make_join(view, params.get("join"), params.get("joinLevel"), list_param(request, "containedBy"))
+
+
+def geometry_property(ctx: Context, raw: Any, media: str) -> str | None:
+    """The expanded ``geometryProperty`` (6.3.15); given without a GeoJSON Accept it is BadRequestData
+    (5.7.1.4 / 5.7.2.4). None: the default, ``location``."""
+    if raw is None:
+        return None
+    if media != GEO_JSON:
+        raise bad_request("geometryProperty is only allowed with Accept: application/geo+json")
+    if not isinstance(raw, str) or not raw:
+        raise bad_request("geometryProperty must be an attribute name")
+    return ctx.expand_term(raw)
 
 
 async def link_context(request: Request) -> Context:

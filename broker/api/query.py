@@ -1,30 +1,48 @@
 """Query Entities: ``GET /entities`` and ``POST /entityOperations/query``.
 
-Answers a JSON array of entities in the requested representation; ``count=true`` adds the
-``NGSILD-Results-Count`` header; pages carry ``Link`` headers with ``rel="next"`` / ``rel="prev"``.
+Answers a JSON array of entities in the requested representation (a GeoJSON FeatureCollection for
+``Accept: application/geo+json``); ``count=true`` adds the ``NGSILD-Results-Count`` header; pages carry
+``Link`` headers with ``rel="next"`` / ``rel="prev"``. The output parameters (format / options, pick / omit,
+lang, datasetId, join / joinLevel / containedBy, geometryProperty, orderBy) come from the URL, or for the
+POST form from the Query body (5.2.23); ``broker.api.params`` validates them, ``broker.api.render`` renders.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import NgsiError, bad_request
 from ..jsonld import Context
-from ..model.entity import check_entity_id
-from ..model.render import View, render_entity
+from ..model.entity import attribute_iri, check_entity_id
+from ..model.render import View
+from ..query.order import parse_order_by
 from ..query.types import parse_types
 from ..services import broker_of
-from ..store.query import EntityQuery, Selector, run_query
-from .http import LD_JSON, json_response, negotiate, read_json, tenant_of
-from .params import bool_param, check_params, link_context, list_param, options_of, view_of
-from .render import context_headers
+from ..store.query import EntityQuery, Selector, collation_name, run_query
+from .http import ENTITY_OFFERS, LD_JSON, negotiate, read_json, tenant_of
+from .params import (
+    SYSTEM_MEMBERS,
+    Join,
+    bool_param,
+    check_params,
+    geometry_property,
+    join_of,
+    link_context,
+    list_param,
+    make_join,
+    make_view,
+    options_of,
+    view_of,
+)
+from .render import entities_response
 
 QUERY_PARAMS = ("id", "idPattern", "type", "attrs", "q", "scopeQ", "options", "format", "limit", "offset",
-                "count", "local", "lang", "csf")
+                "count", "local", "lang", "csf", "pick", "omit", "datasetId", "join", "joinLevel", "containedBy",
+                "geometryProperty", "orderBy", "collation")
 REPRESENTATION = ("keyValues", "simplified", "concise", "normalized", "sysAttrs")
 DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
 
@@ -61,24 +79,31 @@ def filters_of(request: Request, ctx: Context, what: str) -> EntityQuery:
     """The entity filters of a query string (GET /entities, purge): at least one is required."""
     ids = list_param(request, "id")
     type_expr = request.query_params.get("type")
+    wildcard = type_expr == "*"  # 4.17: every Entity Type
+    if wildcard and request.query_params.get("local") == "false":
+        raise bad_request("type=* selects every Entity Type of the local scope: local must not be false")
     selector = Selector(ids=[check_entity_id(i) for i in ids] if ids else None,
                         id_pattern=request.query_params.get("idPattern") or None,
-                        types=parse_types(type_expr) if type_expr else None)
+                        types=parse_types(type_expr) if type_expr and not wildcard else None)
     attrs = list_param(request, "attrs")
     query = EntityQuery(
         selectors=[selector] if (selector.ids or selector.id_pattern or selector.types) else [],
-        attrs=[ctx.expand_term(a) for a in attrs] if attrs else None,
+        attrs=[attribute_iri(a, ctx) for a in attrs] if attrs else None,
         q=parse_q_param(request.query_params.get("q")),
         scope_q=parse_scope_q_param(request.query_params.get("scopeQ")))
-    _require_selector(query, request, what)
+    _require_selector(query, request, what, wildcard)
     return query
 
 
-def _require_selector(query: EntityQuery, request: Request, what: str) -> None:
-    """GS CIM 009 5.7.2 / 5.6.21: a query without any filter (and without local=true) is BadRequestData."""
-    if not (query.selectors or query.attrs or query.q is not None or query.scope_q is not None
+def _require_selector(query: EntityQuery, request: Request, what: str, wildcard: bool = False) -> None:
+    """GS CIM 009 5.7.2.4 / 5.6.21.4: a query needs a type (``*`` too), attrs, a q on a non-system attribute,
+    a geo-query or local=true (ids alone are too wide: ETSI 019_03_05, 5722_01_02; an idPattern alone and
+    scopeQ are still accepted); else BadRequestData."""
+    typed = wildcard or any(sel.types is not None or sel.id_pattern for sel in query.selectors)
+    if not (typed or query.attrs or _q_on_attributes(query.q) or query.scope_q is not None
             or bool_param(request, "local")):
-        raise bad_request(f"{what} needs at least one of type, id, idPattern, attrs, q, scopeQ or local=true")
+        raise bad_request(f"{what} needs at least one of type, attrs, q, scopeQ or local=true (an id alone "
+                          "is not enough)")
 
 
 async def query_entities(request: Request) -> Response:
@@ -89,10 +114,13 @@ async def query_entities(request: Request) -> Response:
     query.offset = _int_param(request, "offset", 0)
     query.count = bool_param(request, "count")
     view = view_of(request, ctx, options_of(request, REPRESENTATION))
-    return await _answer(request, ctx, query, view)
+    params = request.query_params
+    return await _answer(request, ctx, query, view, join_of(request, view), params.get("geometryProperty"),
+                         params.get("orderBy"), params.get("collation"))
 
 
 async def query_entities_post(request: Request) -> Response:
+    """5.7.2 via POST (6.23.3.1): the Query (5.2.23) in the body; its members override the URL's."""
     check_params(request, ("limit", "offset", "count", "options", "format", "local", "lang"))
     broker = broker_of(request)
     body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes)
@@ -103,49 +131,117 @@ async def query_entities_post(request: Request) -> Response:
         raise bad_request("application/ld+json requires an @context member in the body")
     ctx = await broker.contexts.resolve(raw_ctx, tenant_of(request)) if raw_ctx is not None \
         else await link_context(request)
-    selectors = [_selector(item) for item in body.get("entities") or []]
+    if "temporalQ" in body:
+        raise bad_request("temporalQ is only for Query Temporal Evolution of Entities (5.2.23)")
+    entities = body.get("entities")
+    if entities is not None and (not isinstance(entities, list) or not entities):
+        raise bad_request("entities must be a non-empty array of EntitySelectors")
+    selectors = [_selector(item) for item in entities or []]
     attrs = body.get("attrs")
-    if attrs is not None and not (isinstance(attrs, list) and all(isinstance(a, str) for a in attrs)):
-        raise bad_request("attrs must be an array of attribute names")
+    if attrs is not None and not (isinstance(attrs, list) and attrs and all(isinstance(a, str) for a in attrs)):
+        raise bad_request("attrs must be a non-empty array of attribute names")
+    for member in ("q", "scopeQ", "lang", "join", "geometryProperty"):
+        if member in body and not isinstance(body[member], str):
+            raise bad_request(f"{member} must be a string")
     query = EntityQuery(
         selectors=selectors,
-        attrs=[ctx.expand_term(a) for a in attrs] if attrs else None,
+        attrs=[attribute_iri(a, ctx) for a in attrs] if attrs else None,
         q=parse_q_param(body.get("q")), scope_q=parse_scope_q_param(body.get("scopeQ")),
         limit=_int_param(request, "limit", DEFAULT_LIMIT, MAX_LIMIT),
         offset=_int_param(request, "offset", 0), count=bool_param(request, "count"))
-    _require_selector(query, request, "a query")
-    view = view_of(request, ctx, options_of(request, REPRESENTATION))
-    return await _answer(request, ctx, query, view)
+    _require_selector(query, request, "a query", any(item.get("type") == "*" for item in entities or []))
+    params = request.query_params
+    view = make_view(ctx, options_of(request, REPRESENTATION), fmt=params.get("format"), attrs=attrs,
+                     pick=body.get("pick"), omit=body.get("omit"), lang=body.get("lang", params.get("lang")),
+                     datasets=_as_list(body.get("datasetId"), "datasetId"))
+    join = make_join(view, body.get("join"), body.get("joinLevel"), _as_list(body.get("containedBy"),
+                                                                            "containedBy"))
+    order_by, collation = _ordering(body)
+    return await _answer(request, ctx, query, view, join, body.get("geometryProperty"), order_by, collation)
+
+
+def _ordering(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """orderBy / collation of a Query body, top-level or in its ``ordering`` member (4.23, 5.2.43)."""
+    source = body
+    if "ordering" in body:
+        source = body["ordering"]
+        if not isinstance(source, dict):
+            raise bad_request("ordering must be an object (5.2.43)")
+        if "geometry" in source and not isinstance(source["geometry"], str):
+            raise bad_request("ordering geometry must be a string")
+        if "coordinates" in source and not isinstance(source["coordinates"], list):
+            raise bad_request("ordering coordinates must be an array")
+    order_by, collation = source.get("orderBy"), source.get("collation")
+    if isinstance(order_by, list) and order_by and all(isinstance(o, str) for o in order_by):
+        order_by = ",".join(order_by)
+    if order_by is not None and not isinstance(order_by, str):
+        raise bad_request("orderBy must be a string or an array of strings")
+    if collation is not None and not isinstance(collation, str):
+        raise bad_request("collation must be a string")
+    return order_by, collation
+
+
+def _as_list(raw: Any, what: str) -> list[Any] | None:
+    if raw is None:
+        return None
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(i, str) for i in items):
+        raise bad_request(f"{what} must be a string or a non-empty array of strings")
+    return items
+
+
+def _q_on_attributes(q: Any) -> bool:
+    """Whether a q expression tests at least one attribute that is not a system member (5.7.2.4 c)."""
+    if q is None:
+        return False
+    from ..query.q import terms
+
+    return any(getattr(term, "path", None) is None or term.path.names[0] not in SYSTEM_MEMBERS
+               for term in terms(q))
 
 
 def _selector(item: Any) -> Selector:
+    """An EntitySelector (5.2.33): ``type`` is mandatory; ``id`` (a URI or an array of them) takes precedence
+    over ``idPattern``."""
     if not isinstance(item, dict):
         raise bad_request("each member of 'entities' must be an EntitySelector object")
     entity_id = item.get("id")
     types = item.get("type")
-    if types is not None and not isinstance(types, str):
-        raise bad_request("an EntitySelector type must be a string (a type expression)")
-    return Selector(ids=[check_entity_id(entity_id)] if entity_id else None,
-                    id_pattern=item.get("idPattern") or None,
-                    types=parse_types(types) if types else None)
+    if not isinstance(types, str) or not types:
+        raise bad_request("an EntitySelector needs a type (a string: a type expression, or *)")
+    ids = None
+    if entity_id is not None:
+        given = entity_id if isinstance(entity_id, list) else [entity_id]
+        if not given or not all(isinstance(i, str) for i in given):
+            raise bad_request("an EntitySelector id is a URI or an array of URIs")
+        ids = [check_entity_id(i) for i in given]
+    pattern = item.get("idPattern")
+    if pattern is not None and not isinstance(pattern, str):
+        raise bad_request("an EntitySelector idPattern is a string (a regular expression)")
+    return Selector(ids=ids, id_pattern=(pattern or None) if ids is None else None,
+                    types=None if types == "*" else parse_types(types))
 
 
-async def _answer(request: Request, ctx: Context, query: EntityQuery, view: View) -> Response:
+async def _answer(request: Request, ctx: Context, query: EntityQuery, view: View, join: Join,
+                  geometry: str | None = None, order_by: str | None = None, collation: str | None = None
+                  ) -> Response:
     broker = broker_of(request)
-    media = negotiate(request)
-    rows, total = await run_query(broker.pool, broker.tenants, tenant_of(request), query, ctx,
-                                  broker.indexes)
-    body = [render_entity(row, ctx, view) for row in rows]
-    headers = await context_headers(request, ctx, media)
-    if media == LD_JSON:
-        for entity in body:
-            entity["@context"] = ctx.raw
+    media = negotiate(request, ENTITY_OFFERS)
+    geometry_iri = geometry_property(ctx, geometry, media)
+    if query.attrs is None and view.pick is not None and not any(":" not in m for m in view.pick):
+        query.attrs = list(view.pick)  # 4.21: only entities holding a picked attribute keep a member
+    if order_by:
+        query.order = parse_order_by(order_by, ctx)
+    if collation:
+        query.collation = await collation_name(broker.pool, collation)
+    rows, total = await run_query(broker.pool, broker.tenants, tenant_of(request), query, ctx, broker.indexes)
+    headers: dict[str, str] = {}
     if total is not None:
         headers["NGSILD-Results-Count"] = str(total)
     links = _page_links(request, query, len(rows), total)
     if links:
-        headers["Link"] = ", ".join(filter(None, [headers.get("Link")] + links))
-    return json_response(body, headers=headers, media=media)
+        headers["Link"] = ", ".join(links)
+    return await entities_response(request, list(rows), ctx, view, media, join, geometry_iri, headers)
 
 
 def _page_links(request: Request, query: EntityQuery, returned: int, total: int | None) -> list[str]:
@@ -156,11 +252,16 @@ def _page_links(request: Request, query: EntityQuery, returned: int, total: int 
     links = []
     if query.offset > 0:
         params["offset"] = str(max(0, query.offset - query.limit))
-        links.append(f'<{request.url.path}?{urlencode(params)}>; rel="prev"; type="application/json"')
+        links.append(f'<{request.url.path}?{_query_string(params)}>; rel="prev"; type="application/json"')
     more = total > query.offset + returned if total is not None else returned == query.limit
     if more:
         params["offset"] = str(query.offset + query.limit)
-        links.append(f'<{request.url.path}?{urlencode(params)}>; rel="next"; type="application/json"')
+        links.append(f'<{request.url.path}?{_query_string(params)}>; rel="next"; type="application/json"')
     return links
+
+
+def _query_string(params: dict[str, str]) -> str:
+    """Parameters in name order, percent-encoding only what a query component cannot hold as it is."""
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe=':/*,;$@!()')}" for k, v in sorted(params.items()))
 
 

@@ -1,4 +1,13 @@
-"""Responses carrying entities: the @context goes in the body (ld+json) or in a Link header (json)."""
+"""Responses carrying entities (Retrieve Entity, Query Entities).
+
+The @context (GS CIM 6.3.5 / 6.3.6): ``application/ld+json`` puts it in every entity of the body;
+``application/json`` sends it in a ``Link`` header; ``application/geo+json`` puts it once at the top of the
+Feature / FeatureCollection unless the request says ``Prefer: body=json``, then in a Link header.
+
+Linked Entity retrieval (4.5.23): ``linked_entities`` reads the targets of the kept Relationships level by
+level (one batch read per level, ``broker.store.linked``); ``join=inline`` embeds them
+(``broker.model.render.Inline``), ``join=flat`` appends them to the result as top-level entities, each once.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +16,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..errors import not_found
 from ..jsonld import Context
-from ..model.render import View, render_entity
+from ..model.geojson_out import DEFAULT_GEOMETRY, feature, feature_collection
+from ..model.render import Inline, View, kept_attributes, relationship_targets, render_entity
+from ..services import broker_of
+from ..store.linked import fetch_by_ids
 from .http import GEO_JSON, JSON, LD_JSON, json_response, link_header, tenant_of
+from .params import NO_JOIN, Join
 
 NGSILD = "https://uri.etsi.org/ngsi-ld/"
 
@@ -22,7 +36,8 @@ _LINK_HEADERS: dict[str, str] = {}
 
 
 async def context_headers(request: Request, ctx: Context, media: str) -> dict[str, str]:
-    if media == LD_JSON:
+    """The Link header of a response of ``media`` (none when the @context travels in the body)."""
+    if media == LD_JSON or (media == GEO_JSON and not prefers_json_body(request)):
         return {}
     raw = ctx.raw
     if isinstance(raw, str) and "://" in raw:  # a plain context URL: the header is always the same
@@ -36,24 +51,109 @@ async def context_headers(request: Request, ctx: Context, media: str) -> dict[st
     return {"Link": link_header(url)}
 
 
-def geo_feature(entity: dict[str, Any], row: Any, ctx: Context, geometry_iri: str) -> dict[str, Any]:
-    geometry = None
-    for inst in row["attrs"].get(geometry_iri, []):
-        if inst.get("type") == "GeoProperty":
-            geometry = inst["value"]
+def prefers_json_body(request: Request) -> bool:
+    """``Prefer: body=json`` (6.3.6): a GeoJSON body without its @context."""
+    header = request.headers.get("prefer")
+    if not header:
+        return False
+    for pref in header.replace(";", ",").split(","):
+        name, _, value = pref.partition("=")
+        if name.strip().lower() == "body" and value.strip().strip('"').lower() == "json":
+            return True
+    return False
+
+
+async def linked_entities(request: Request, rows: list[Any], view: View, join: Join
+                          ) -> tuple[dict[str, Any], list[tuple[Any, View]]]:
+    """The Linked Entities of ``rows`` up to ``join.level`` levels: (rows by id, including ``rows``; the
+    linked ones in discovery order with the view each is rendered with)."""
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    known: dict[str, Any] = {row["id"]: row for row in rows}
+    missing: set[str] = set()
+    found: list[tuple[Any, View]] = []
+    placed = set(known) | join.contained_by
+    frontier: list[tuple[Any, View]] = [(row, view) for row in rows]
+    for _ in range(join.level):
+        pairs: list[tuple[str, View]] = []
+        for row, row_view in frontier:
+            for iri, instances in kept_attributes(row, row_view):
+                targets = relationship_targets(instances)
+                if targets:
+                    sub = row_view.for_linked(iri)
+                    pairs += [(t, sub) for t in targets if t not in join.contained_by]
+        wanted = [t for t, _ in pairs if t not in known and t not in missing]
+        if wanted:
+            got = await fetch_by_ids(broker.pool, broker.tenants, tenant, wanted)
+            known.update(got)
+            missing.update(t for t in wanted if t not in got)
+        frontier = []
+        for target, sub in pairs:
+            if target in known and target not in placed:
+                placed.add(target)
+                frontier.append((known[target], sub))
+        found += frontier
+        if not frontier:
             break
-    properties = {k: v for k, v in entity.items() if k != "id"}
-    return {"id": entity["id"], "type": "Feature", "geometry": geometry, "properties": properties}
+    return known, found
 
 
-async def entity_response(request: Request, row: Any, ctx: Context, view: View, media: str) -> Response:
-    entity = render_entity(row, ctx, view)
+async def render_rows(request: Request, rows: list[Any], ctx: Context, view: View, join: Join
+                      ) -> list[tuple[dict[str, Any], Any]]:
+    """The rendered entities of ``rows`` (with their Linked Entities as ``join`` says), each with its row;
+    entities left without any member by pick / omit are dropped."""
+    if join.mode is None:
+        pairs = [(render_entity(row, ctx, view), row) for row in rows]
+    else:
+        known, linked = await linked_entities(request, rows, view, join)
+        if join.mode == "inline":
+            inline = Inline(known, join.level, frozenset(join.contained_by))
+            pairs = [(render_entity(row, ctx, view, inline), row) for row in rows]
+        else:
+            pairs = [(render_entity(row, ctx, view), row) for row in rows]
+            pairs += [(render_entity(row, ctx, sub), row) for row, sub in linked]
+    return [(entity, row) for entity, row in pairs if entity]
+
+
+def _geometry(geometry: str | None) -> str:
+    return geometry or DEFAULT_GEOMETRY
+
+
+async def entity_response(request: Request, row: Any, ctx: Context, view: View, media: str,
+                          join: Join = NO_JOIN, geometry: str | None = None) -> Response:
+    """Retrieve Entity: one entity, or with ``join=flat`` and Linked Entities found, an array of them."""
+    rendered = await render_rows(request, [row], ctx, view, join)
+    if not rendered or rendered[0][1] is not row:
+        raise not_found(f"entity {row['id']} has none of the requested members")
     headers = await context_headers(request, ctx, media)
     if media == GEO_JSON:
-        prop = request.query_params.get("geometryProperty") or "location"
-        entity = geo_feature(entity, row, ctx, ctx.expand_term(prop))
-        entity["@context"] = ctx.raw
-        return json_response(entity, headers=headers, media=GEO_JSON)
+        features = [feature(entity, r, _geometry(geometry)) for entity, r in rendered]
+        body: Any = features[0] if len(features) == 1 else feature_collection(features)
+        if not prefers_json_body(request):
+            body["@context"] = ctx.raw
+        return json_response(body, headers=headers, media=GEO_JSON)
+    entities = [entity for entity, _ in rendered]
     if media == LD_JSON:
-        entity["@context"] = ctx.raw
-    return json_response(entity, headers=headers, media=media or JSON)
+        for entity in entities:
+            entity["@context"] = ctx.raw
+    return json_response(entities[0] if len(entities) == 1 else entities, headers=headers, media=media or JSON)
+
+
+async def entities_response(request: Request, rows: list[Any], ctx: Context, view: View, media: str,
+                            join: Join = NO_JOIN, geometry: str | None = None,
+                            headers: dict[str, str] | None = None) -> Response:
+    """Query Entities: an array of entities (a FeatureCollection for GeoJSON); ``headers`` are added."""
+    rendered = await render_rows(request, rows, ctx, view, join)
+    out_headers = await context_headers(request, ctx, media)
+    for name, value in (headers or {}).items():
+        out_headers[name] = ", ".join(filter(None, [out_headers.get(name), value]))
+    if media == GEO_JSON:
+        body: Any = feature_collection([feature(entity, r, _geometry(geometry)) for entity, r in rendered])
+        if not prefers_json_body(request):
+            body["@context"] = ctx.raw
+        return json_response(body, headers=out_headers, media=GEO_JSON)
+    entities = [entity for entity, _ in rendered]
+    if media == LD_JSON:
+        for entity in entities:
+            entity["@context"] = ctx.raw
+    return json_response(entities, headers=out_headers, media=media)
