@@ -1,7 +1,10 @@
 """Entity type selection (GS CIM 009 v1.8 clause 4.17): ``A``, ``A,B`` / ``A|B`` (or), ``A;B`` (and),
 parentheses; ``;`` binds tighter than ``|`` and ``,``.
 
-Compiled to ``types @> ARRAY[$n]`` tests, which the GIN index on ``types`` serves.
+A type name compiles to ``types[1] = $t OR (cardinality(types) > 1 AND types[2:] @> ARRAY[$t])``: the
+B-tree on (first type, id) serves the first part, the partial GIN index of the later types the second (tenant
+migration 3). Types are kept without duplicates, so the two parts never match the same row and
+``type_branches`` can run them as two ordered scans merged by id.
 """
 
 from __future__ import annotations
@@ -77,10 +80,23 @@ class _Parser:
 
 def compile_types(expr: TypeExpr, ctx: Context, args: list[Any]) -> str:
     if isinstance(expr, TypeName):
-        args.append([ctx.expand_term(expr.name)])
-        return f"types @> ${len(args)}::text[]"
+        args.append(ctx.expand_term(expr.name))
+        n = len(args)
+        return f"({first_type(n)} OR {later_type(n)})"
     joiner = " AND " if expr.op == "and" else " OR "
     return "(" + joiner.join(compile_types(item, ctx, args) for item in expr.items) + ")"
+
+
+def first_type(n: int) -> str:
+    return f"types[1] = ${n}::text"
+
+
+def later_type(n: int) -> str:
+    return f"(cardinality(types) > 1 AND types[2:] @> ARRAY[${n}::text])"
+
+
+def single_type(expr: TypeExpr | None) -> TypeName | None:
+    return expr if isinstance(expr, TypeName) else None
 
 
 def type_names(expr: TypeExpr) -> list[str]:

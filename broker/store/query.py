@@ -1,13 +1,21 @@
 """Entity queries: the filters of GET /entities and POST /entityOperations/query compiled to one SELECT.
 
 Every user value is a bind parameter; the only spliced identifiers are the validated tenant schema name and
-SQL written here or by ``broker.query``. Results come in ``id`` order (stable pages; the unique B-tree on
-``id`` serves the order).
+SQL written here or by ``broker.query``. Results come in ``id`` order (stable pages) unless ``orderBy`` asks
+for another (``broker.query.order``).
+
+How a page is read (the plans were checked with EXPLAIN at 100,000 and 1,000,000 entities):
+
+* A query naming one entity type is split into two disjoint branches, the entities whose first type it is
+  and those that have it in a later position (``broker.query.types``); each branch is an ordered index scan,
+  merged by id, so LIMIT/OFFSET stop after ``offset + limit`` rows instead of sorting the whole type.
+* The page is chosen by id first and only its rows are read whole: an OFFSET skips index entries, not
+  entity documents.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
@@ -16,7 +24,8 @@ from ..errors import NgsiError
 from ..jsonld import Context
 from ..query import compile_q, compile_scope_q, database_error
 from ..query.indexspec import IndexSpec
-from ..query.types import TypeExpr, compile_types
+from ..query.order import OrderKey, collation_candidates, order_clause
+from ..query.types import TypeExpr, compile_types, first_type, later_type, single_type
 from .entities import COLUMNS
 from .indexes import IndexAdvisor
 from .tenants import Tenants
@@ -40,6 +49,8 @@ class EntityQuery:
     limit: int = 20
     offset: int = 0
     count: bool = False
+    order: list[OrderKey] | None = None  # orderBy; None: by id
+    collation: str | None = None  # a PostgreSQL collation name (collation_name), for orderBy strings
 
 
 def where_clause(query: EntityQuery, ctx: Context, args: list[Any], specs: list[IndexSpec] | None = None) -> str:
@@ -106,27 +117,73 @@ async def matching_ids(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query:
         raise _query_error(exc) from None
 
 
+def where_branches(query: EntityQuery, ctx: Context, args: list[Any], specs: list[IndexSpec] | None = None
+                   ) -> list[str]:
+    """``where_clause`` as disjoint conditions whose union it is, each one an index can serve in id order."""
+    sel = query.selectors[0] if len(query.selectors) == 1 else None
+    name = single_type(sel.types) if sel is not None else None
+    if name is None:
+        return [where_clause(query, ctx, args, specs)]
+    args.append(ctx.expand_term(name.name))
+    n = len(args)
+    rest = where_clause(replace(query, selectors=[replace(sel, types=None)]), ctx, args, specs)
+    return [f"{first_type(n)} AND {rest}", f"{later_type(n)} AND {rest}"]
+
+
 async def run_query(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: EntityQuery, ctx: Context,
                     advisor: IndexAdvisor | None = None) -> tuple[list[asyncpg.Record], int | None]:
     """The page of matching entities and, if asked, the total count."""
     schema = await tenants.schema(tenant, create=False)
+    t = f"{schema}.entities"
     args: list[Any] = []
     specs: list[IndexSpec] = []
-    where = where_clause(query, ctx, args, specs)
+    branches = where_branches(query, ctx, args, specs)
     if advisor is not None and specs:
         advisor.note(schema, specs)
     total = None
     try:
         if query.count:
-            total = await pool.fetchval(f"SELECT count(*) FROM {schema}.entities WHERE {where}", *args)
+            total = await pool.fetchval(
+                "SELECT " + " + ".join(f"(SELECT count(*) FROM {t} WHERE {b})" for b in branches), *args)
         if query.limit == 0:
             return [], total
-        n = len(args)
-        rows = await pool.fetch(f"SELECT {COLUMNS} FROM {schema}.entities WHERE {where} ORDER BY id "
-                                f"LIMIT ${n + 1} OFFSET ${n + 2}", *args, query.limit, query.offset)
+        if query.order:
+            sql = _ordered_page(t, " OR ".join(f"({b})" for b in branches), query, args)
+        else:
+            sql = _id_page(t, branches, len(args))
+        rows = await pool.fetch(sql, *args, query.limit, query.offset)
     except asyncpg.PostgresError as exc:
         raise _query_error(exc) from None
     return rows, total
+
+
+def _id_page(t: str, branches: list[str], n: int) -> str:
+    """The page in id order: its ids from the index scan(s), then those rows whole."""
+    if len(branches) == 1:
+        ids = f"SELECT id FROM {t} WHERE {branches[0]} ORDER BY id"
+    else:
+        ids = " UNION ALL ".join(f"(SELECT id FROM {t} WHERE {b} ORDER BY id)" for b in branches) + " ORDER BY id"
+    return (f"SELECT {COLUMNS} FROM {t} JOIN ({ids} LIMIT ${n + 1} OFFSET ${n + 2}) AS page USING (id) "
+            f"ORDER BY id")
+
+
+def _ordered_page(t: str, where: str, query: EntityQuery, args: list[Any]) -> str:
+    """The page in ``orderBy`` order: attribute sort values are computed once per row in a LATERAL select."""
+    assert query.order
+    lateral, order = order_clause(query.order, args, query.collation)
+    source = f"{t} CROSS JOIN LATERAL (SELECT {lateral}) AS o" if lateral else t
+    n = len(args)
+    return f"SELECT {COLUMNS} FROM {source} WHERE {where} ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
+
+
+async def collation_name(pool: asyncpg.Pool, tag: str) -> str:
+    """The PostgreSQL ICU collation of a ``collation`` parameter (IETF BCP 47 tag), BadRequestData if none."""
+    for candidate in collation_candidates(tag):
+        found = await pool.fetchval("SELECT collname FROM pg_collation WHERE lower(collname) = lower($1) "
+                                    "AND collprovider = 'i' LIMIT 1", f"{candidate}-x-icu")
+        if found is not None:
+            return found
+    raise NgsiError("BadRequestData", f"collation: no collation is available for {tag!r}")
 
 
 def _query_error(exc: asyncpg.PostgresError) -> Exception:
