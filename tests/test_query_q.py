@@ -847,6 +847,36 @@ def test_indexed_values_equal_reference(db: Db, values: list[Any], term: Any, re
     assert got == ref_eval(term, attrs, BASE_TIME, db.ctx), to_text(term)
 
 
+@st.composite
+def bounded_pairs(draw: Any) -> Any:
+    """``x > / >= a ; x < / <= b`` (merged into one index range), sometimes with a third term."""
+    low = Compare(P("x"), draw(st.sampled_from([">", ">="])), (draw(numbers),))
+    high = Compare(P("x"), draw(st.sampled_from(["<", "<="])), (draw(numbers),))
+    items = [low, high] + draw(st.lists(one_attribute_terms(), max_size=1))
+    return And(tuple(draw(st.permutations(items))))
+
+
+@given(st.lists(stored, min_size=1, max_size=2), bounded_pairs(), st.booleans())
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_merged_ranges_equal_reference(db: Db, values: list[Any], expr: Any, relationship: bool) -> None:
+    kind = {"type": "Relationship", "object": "urn:x:1"} if relationship else None
+    attrs = {DEFAULT + "x": [kind or {"type": "Property", "value": v} for v in values]}
+    args: list[Any] = []
+    specs: list[Any] = []
+    where = compile_q(expr, db.ctx, args, specs)
+    assert specs
+    args.append(json.dumps(attrs))
+    got = db.run(db.conn.fetchval(f"SELECT {where} FROM (SELECT ${len(args)}::text::jsonb AS attrs) AS e", *args))
+    assert got == ref_eval(expr, attrs, BASE_TIME, db.ctx), to_text(expr)
+
+
+def test_bounds_on_one_attribute_are_one_index_range(db: Db) -> None:
+    args: list[Any] = []
+    where = compile_q(parse_q("speed<=99;name==\"a\";speed>50"), db.ctx, args, [])
+    e = "(attrs -> 'https://uri.etsi.org/ngsi-ld/default-context/speed' -> 0 -> 'value')"
+    assert f"{e} > $" in where and where.count(f"{e} IS NOT NULL") == 1, where
+
+
 def test_indexed_form_uses_the_indexes(db: Db) -> None:
     """With the advisor's indexes in place, PostgreSQL answers a range and an equality from them."""
     from broker.store.indexes import index_name

@@ -15,7 +15,8 @@ small partial index lists. So::
 equals ``exact`` on every row, and PostgreSQL answers it with a BitmapOr of two index scans. jsonb orders
 values by type first (strings < numbers < booleans), so a range on numbers carries a type test; string
 comparisons other than equality stay on the exact form (jsonb orders strings by the database collation,
-jsonpath by code point). The IRI is spliced as a SQL literal (the index expression must be a constant) only
+jsonpath by code point). A conjunction of a lower and an upper bound on one attribute (``t>=1;t<=5``) becomes
+one index range (``bounded_range``), not two half-table scans intersected. The IRI is spliced as a SQL literal (the index expression must be a constant) only
 when it passes a strict character check; other IRIs use the exact form alone.
 """
 
@@ -94,4 +95,34 @@ def fast_condition(term: Term, iri: str, param: Any) -> tuple[str, list[IndexSpe
     else:
         values = param([json.dumps(v.value) for v in term.values], "text[]::jsonb[]")
         cond = f"({e} IS NOT NULL AND {e} = ANY({values}))"
+    return cond, index_specs(iri, lit)
+
+
+def _bound(term: Any, lows: tuple[str, ...]) -> tuple[str, Any] | None:
+    """``(op, number)`` if ``term`` is ``attr OP number`` with OP one of ``lows`` (or of the upper ops)."""
+    if not isinstance(term, Compare) or term.op not in lows or len(term.values) != 1:
+        return None
+    value = term.values[0]
+    if not isinstance(value, Value) or value.kind != "number":
+        return None
+    return term.op, value.value
+
+
+def lower_bound(term: Any) -> tuple[str, Any] | None:
+    return _bound(term, (">", ">="))
+
+
+def upper_bound(term: Any) -> tuple[str, Any] | None:
+    return _bound(term, ("<", "<="))
+
+
+def bounded_range(iri: str, low: tuple[str, Any], high: tuple[str, Any], param: Any
+                  ) -> tuple[str, list[IndexSpec]] | None:
+    """``(fast, specs)`` deciding ``attr > / >= low AND attr < / <= high`` on simple rows (see module doc)."""
+    lit = literal(iri)
+    if lit is None:
+        return None
+    e = value_expression(lit)
+    cond = (f"({e} IS NOT NULL AND {e} {low[0]} {_json(param, low[1])} AND {e} {high[0]} {_json(param, high[1])} "
+            f"AND jsonb_typeof({e}) = 'number')")
     return cond, index_specs(iri, lit)

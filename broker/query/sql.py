@@ -48,7 +48,7 @@ from typing import Any, Protocol
 from broker.errors import NgsiError, bad_request
 from broker.jsonld.context import Context
 
-from .fast import fast_condition, literal, rare_predicate
+from .fast import bounded_range, fast_condition, literal, lower_bound, rare_predicate, upper_bound
 from .indexspec import IndexSpec
 from .q import DATETIME, And, Exists, Match, Or, Path, QExpr, Range, Term, Value, temporal_problem, terms
 
@@ -108,9 +108,12 @@ class QCompiler:
         self.leaves = leaves
 
     def compile(self, expr: QExpr) -> str:
-        if isinstance(expr, (And, Or)):
-            joiner = " AND " if isinstance(expr, And) else " OR "
-            return "(" + joiner.join(self.compile(item) for item in expr.items) + ")"
+        if isinstance(expr, Or):
+            return "(" + " OR ".join(self.compile(item) for item in expr.items) + ")"
+        if isinstance(expr, And):
+            ranges = getattr(self.leaves, "ranges", None)  # index-backed leaves merge a term pair into one
+            merged, rest = ranges(expr.items) if ranges is not None else ([], expr.items)
+            return "(" + " AND ".join(merged + [self.compile(item) for item in rest]) + ")"
         return self.leaves.term(expr)
 
 
@@ -446,14 +449,45 @@ class IndexedLeaves(JsonPathLeaves):
         self.specs = specs
 
     def term(self, term: Term) -> str:
-        target = resolve(term.path, self.ctx)
-        if target.column or target.member or target.trailing is not None or len(target.iris) != 1:
-            return super().term(term)
-        found = fast_condition(term, target.iris[0], self.param)
+        iri = self._simple_iri(term)
+        found = fast_condition(term, iri, self.param) if iri is not None else None
         if found is None:
             return super().term(term)
+        return self._with_fallback(iri, found, [term])  # type: ignore[arg-type]
+
+    def ranges(self, items: tuple[QExpr, ...]) -> tuple[list[str], list[QExpr]]:
+        """Merge each ``attr >/>= low`` with an ``attr </<= high`` of the same conjunction into one index range;
+        (the merged conditions, the items left)."""
+        rest = list(items)
+        merged = []
+        for low_term in items:
+            low = lower_bound(low_term)
+            iri = self._simple_iri(low_term) if low is not None else None
+            if iri is None or low_term not in rest:
+                continue
+            high_term = next((t for t in rest if upper_bound(t) is not None and self._simple_iri(t) == iri), None)
+            if high_term is None:
+                continue
+            found = bounded_range(iri, low, upper_bound(high_term), self.param)  # type: ignore[arg-type]
+            if found is None:
+                continue
+            rest.remove(low_term)
+            rest.remove(high_term)
+            merged.append(self._with_fallback(iri, found, [low_term, high_term]))
+        return merged, rest
+
+    def _simple_iri(self, term: Any) -> str | None:
+        """The attribute IRI of a term on a top-level attribute's value, else None."""
+        target = resolve(term.path, self.ctx)
+        if target.column or target.member or target.trailing is not None or len(target.iris) != 1:
+            return None
+        return target.iris[0]
+
+    def _with_fallback(self, iri: str, found: tuple[str, list[IndexSpec]], terms: list[Term]) -> str:
+        """``fast OR (rare AND exact...)``: exact on every row (broker.query.fast)."""
         condition, specs = found
         self.specs.extend(specs)
-        lit = literal(target.iris[0])
+        lit = literal(iri)
         assert lit is not None
-        return f"({condition} OR ({rare_predicate(lit)} AND {super().term(term)}))"
+        exact = " AND ".join(super(IndexedLeaves, self).term(t) for t in terms)
+        return f"({condition} OR ({rare_predicate(lit)} AND {exact}))"
