@@ -34,6 +34,9 @@ def S(*levels: str, descendants: bool = False) -> ScopePattern:
     ("(/a)", S("a")),
     ("(/a/#;/+/b)", ScopeAnd((S("a", descendants=True), S("+", "b")))),
     ("/Gärten_2/x1", S("Gärten_2", "x1")),
+    ("/a;/b", ScopeAnd((S("a"), S("b")))),                                       # ETSI 019_01_06 AND
+    ("/a;/b|/c", ScopeOr((ScopeAnd((S("a"), S("b"))), S("c")))),                # ";" binds tighter
+    ("(/a;/b);/c/#", ScopeAnd((S("a"), S("b"), S("c", descendants=True)))),
 ])
 def test_parse(text: str, expected: Any) -> None:
     assert parse_scope_q(text) == expected
@@ -51,7 +54,7 @@ def test_parse(text: str, expected: Any) -> None:
     ("/a/#/b", "unexpected '/' at position 4"),
     ("(/a", "unexpected end of query at position 3: expected ';' or ')'"),
     ("((/a))", "unexpected '(' at position 1"),
-    ("/a;/b", "unexpected ';' at position 2"),  # a conjunction needs parentheses
+    ("/a;", "unexpected end of query at position 3"),
     ("/a|", "unexpected end of query at position 3"),
     ("/a/++", "unexpected '+' at position 4"),
     ("/a.b", "unexpected '.' at position 2"),
@@ -153,6 +156,7 @@ def ref(expr: Any, scopes: list[str] | None) -> bool:
     ("Madrid/Gardens", {3}),
     ("/Madrid_1/Gärten", {10}),
     ("/Nowhere,/CompanyA", {6, 11}),
+    ("/Madrid/Districts;/CompanyA", {6}),
 ])
 def test_cases_against_database_and_reference(db: Db, text: str, expected: set[int]) -> None:
     expr = parse_scope_q(text)

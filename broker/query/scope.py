@@ -2,8 +2,9 @@
 
 Grammar (4.19 ABNF; extensions marked ``*``)::
 
-    ScopesQ   = Item *(("|" / ",") Item)        ; "," is an alternative OR
-    Item      = "(" Scope *(";" Scope) ")"      ; a conjunction needs parentheses
+    ScopesQ   = And *(("|" / ",") And)          ; "," is an alternative OR
+    And       = Item *(";" Item)                ; * ";" binds tighter than "|", as in q (ETSI 019_01_06)
+    Item      = "(" Scope *(";" Scope) ")"
               / Scope
     Scope     = ["/"] Level *("/" Level) ["/#"] ; * the leading "/" is optional, as in 4.18 Scope (and in
               / "/#"                            ;   4.19 EXAMPLE 5); * "/#" suffix also inside parentheses
@@ -70,13 +71,22 @@ class _ScopeParser:
     def parse(self) -> ScopeExpr:
         if not self.s:
             raise bad_request("scopeQ: empty query")
-        items = [self.item()]
+        items = [self.conjunction()]
         while self.peek() in ("|", ","):
             self.i += 1
-            items.append(self.item())
+            items.append(self.conjunction())
         if self.i < self.n:
             raise self.error("expected '|', ',' or the end")
         return items[0] if len(items) == 1 else ScopeOr(tuple(items))
+
+    def conjunction(self) -> ScopePattern | ScopeAnd:
+        items = [self.item()]
+        while self.peek() == ";":
+            self.i += 1
+            items.append(self.item())
+        if len(items) == 1:
+            return items[0]
+        return ScopeAnd(tuple(p for item in items for p in (item.items if isinstance(item, ScopeAnd) else (item,))))
 
     def item(self) -> ScopePattern | ScopeAnd:
         if self.peek() != "(":
