@@ -56,7 +56,10 @@ async def create_pool(dsn: str, size: int, statement_timeout_ms: int = 30_000) -
         statement_cache_size=1024,
         # entity documents are small; keep server-side prepared statements (no pgbouncer in between)
         max_inactive_connection_lifetime=300.0,
-        server_settings={"application_name": "ngsild-broker", "jit": "off",
+        # random_page_cost 1.1 (PostgreSQL's default 4 models spinning disks): entity pages are in memory or
+        # on SSD, and with 4 the planner sorts a whole entity type rather than walk the (type, id) index to
+        # the page it needs (measured at 100k, attrs + offset 900: 140 ms vs 4 ms)
+        server_settings={"application_name": "ngsild-broker", "jit": "off", "random_page_cost": "1.1",
                          "statement_timeout": str(statement_timeout_ms)},
     )
 
