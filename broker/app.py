@@ -20,6 +20,7 @@ from .api.errors import HANDLERS
 from .api.middleware import NgsiMiddleware
 from .config import Settings
 from .jsonld import ContextResolver
+from .query.geo import detect_postgis
 from .store import changes, db, schema
 from .store.batch import BatchStore
 from .store.entities import EntityStore
@@ -56,7 +57,8 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         entities = EntityStore(pool, tenants)
         indexes = IndexAdvisor(dsn, threshold=settings.index_threshold)
         indexes.start()
-        app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities), indexes)
+        app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities), indexes,
+                                  await detect_postgis(pool))
         pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds))
         tune_gc()
         log.info("broker ready")

@@ -24,6 +24,7 @@ class Broker:
     entities: EntityStore
     batch: BatchStore
     indexes: IndexAdvisor
+    postgis: bool = False  # the database has PostGIS (geo-queries use it; same answers without)
 
 
 def broker_of(request: Request) -> Broker:

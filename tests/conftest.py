@@ -11,6 +11,7 @@ import os
 from typing import AsyncIterator, Iterator
 
 import aiohttp
+import asyncpg
 import pytest
 from hypothesis import settings
 
@@ -21,6 +22,7 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 from broker.testing import BrokerProcess, fresh_database, server_dsn
+from geo_support import Db
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +49,24 @@ def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+# geo-query tests (tests/test_geo*.py): a connection that evaluates compiled geo filters
+@pytest.fixture(scope="module")
+def db(database_dsn: str) -> Iterator[Db]:
+    db = Db(database_dsn)
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="module")
+def pgdb(database_dsn: str) -> Iterator[Db]:
+    """A fresh database with PostGIS, or skip."""
+    with fresh_database(database_dsn, "ngsild_geo") as dsn:
+        try:
+            db = Db(dsn, postgis=True)
+        except asyncpg.PostgresError as exc:
+            pytest.skip(f"PostGIS is not available on this server (CREATE EXTENSION postgis: {exc}); the "
+                        "equivalence tests need TEST_DATABASE_URL on a server with PostGIS")
+        yield db
+        db.close()

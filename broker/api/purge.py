@@ -33,7 +33,7 @@ async def purge(request: Request) -> Response:
     if keep and drop:
         raise bad_request("keep and drop cannot be used together")
     query = filters_of(request, ctx, "purge")
-    matched = await matching_ids(broker.pool, broker.tenants, tenant, query, ctx)
+    matched = await matching_ids(broker.pool, broker.tenants, tenant, query, ctx, broker.postgis)
     keep_iris = {ctx.expand_term(a) for a in keep} if keep else None
     drop_iris = {ctx.expand_term(a) for a in drop} if drop else None
 

@@ -20,6 +20,7 @@ from ..jsonld import Context
 from ..model.entity import attribute_iri, check_entity_id
 from ..model.render import View
 from ..query.order import parse_order_by
+from ..query.geo import GeoQuery, parse_geo_params, parse_geo_q
 from ..query.types import parse_types
 from ..services import broker_of
 from ..store.query import EntityQuery, Selector, collation_name, run_query
@@ -42,9 +43,8 @@ from .render import entities_response
 
 QUERY_PARAMS = ("id", "idPattern", "type", "attrs", "q", "scopeQ", "options", "format", "limit", "offset",
                 "count", "local", "lang", "csf", "pick", "omit", "datasetId", "join", "joinLevel", "containedBy",
-                "geometryProperty", "orderBy", "collation")
+                "geometryProperty", "orderBy", "collation", "georel", "geometry", "coordinates", "geoproperty")
 REPRESENTATION = ("keyValues", "simplified", "concise", "normalized", "sysAttrs")
-DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
 
 
 def _int_param(request: Request, name: str, default: int, maximum: int | None = None) -> int:
@@ -57,6 +57,11 @@ def _int_param(request: Request, name: str, default: int, maximum: int | None = 
     if maximum is not None and value > maximum:
         raise NgsiError("BadRequestData", f"'{name}' must be at most {maximum}")
     return value
+
+
+def _limit(request: Request) -> int:
+    settings = broker_of(request).settings
+    return _int_param(request, "limit", settings.default_limit, settings.max_limit)
 
 
 def parse_q_param(text: str | None) -> Any:
@@ -90,9 +95,17 @@ def filters_of(request: Request, ctx: Context, what: str) -> EntityQuery:
         selectors=[selector] if (selector.ids or selector.id_pattern or selector.types) else [],
         attrs=[attribute_iri(a, ctx) for a in attrs] if attrs else None,
         q=parse_q_param(request.query_params.get("q")),
-        scope_q=parse_scope_q_param(request.query_params.get("scopeQ")))
+        scope_q=parse_scope_q_param(request.query_params.get("scopeQ")),
+        geo=geo_of(request))
     _require_selector(query, request, what, wildcard)
     return query
+
+
+def geo_of(request: Request) -> GeoQuery | None:
+    """The geo-query of a query string (georel, geometry, coordinates, geoproperty), None if it has none."""
+    params = request.query_params
+    return parse_geo_params(params.get("geometry"), params.get("georel"), params.get("coordinates"),
+                            params.get("geoproperty"))
 
 
 def _require_selector(query: EntityQuery, request: Request, what: str, wildcard: bool = False) -> None:
@@ -101,8 +114,8 @@ def _require_selector(query: EntityQuery, request: Request, what: str, wildcard:
     scopeQ are still accepted); else BadRequestData."""
     typed = wildcard or any(sel.types is not None or sel.id_pattern for sel in query.selectors)
     if not (typed or query.attrs or _q_on_attributes(query.q) or query.scope_q is not None
-            or bool_param(request, "local")):
-        raise bad_request(f"{what} needs at least one of type, attrs, q, scopeQ or local=true (an id alone "
+            or query.geo is not None or bool_param(request, "local")):
+        raise bad_request(f"{what} needs at least one of type, attrs, q, scopeQ, a geo-query or local=true (an id alone "
                           "is not enough)")
 
 
@@ -110,7 +123,7 @@ async def query_entities(request: Request) -> Response:
     check_params(request, QUERY_PARAMS)
     ctx = await link_context(request)
     query = filters_of(request, ctx, "a query")
-    query.limit = _int_param(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    query.limit = _limit(request)
     query.offset = _int_param(request, "offset", 0)
     query.count = bool_param(request, "count")
     view = view_of(request, ctx, options_of(request, REPRESENTATION))
@@ -147,7 +160,8 @@ async def query_entities_post(request: Request) -> Response:
         selectors=selectors,
         attrs=[attribute_iri(a, ctx) for a in attrs] if attrs else None,
         q=parse_q_param(body.get("q")), scope_q=parse_scope_q_param(body.get("scopeQ")),
-        limit=_int_param(request, "limit", DEFAULT_LIMIT, MAX_LIMIT),
+        geo=parse_geo_q(body["geoQ"]) if body.get("geoQ") is not None else None,
+        limit=_limit(request),
         offset=_int_param(request, "offset", 0), count=bool_param(request, "count"))
     _require_selector(query, request, "a query", any(item.get("type") == "*" for item in entities or []))
     params = request.query_params
@@ -234,7 +248,8 @@ async def _answer(request: Request, ctx: Context, query: EntityQuery, view: View
         query.order = parse_order_by(order_by, ctx)
     if collation:
         query.collation = await collation_name(broker.pool, collation)
-    rows, total = await run_query(broker.pool, broker.tenants, tenant_of(request), query, ctx, broker.indexes)
+    rows, total = await run_query(broker.pool, broker.tenants, tenant_of(request), query, ctx, broker.indexes,
+                                  broker.postgis)
     headers: dict[str, str] = {}
     if total is not None:
         headers["NGSILD-Results-Count"] = str(total)
