@@ -42,6 +42,9 @@ class Settings:
     max_batch_entities: int = 10_000
     # milliseconds any one SQL statement may run (guards against pathological queries and regexes)
     statement_timeout_ms: int = 30_000
+    # page size of entity queries when ``limit`` is not given, and the largest ``limit`` accepted (400 above)
+    default_limit: int = 20
+    max_limit: int = 1000
     # queries using an attribute before its index is built in the background (0: never build indexes)
     index_threshold: int = 3
     # seconds a change-log row is kept when no consumer has taken it
@@ -99,6 +102,8 @@ def env_defaults(environ: os._Environ[str] | dict[str, str] = os.environ) -> dic
         "NGSILD_CHANGE_RETENTION": ("change_retention_seconds", float),
         "NGSILD_STATEMENT_TIMEOUT_MS": ("statement_timeout_ms", int),
         "NGSILD_INDEX_THRESHOLD": ("index_threshold", int),
+        "NGSILD_DEFAULT_LIMIT": ("default_limit", int),
+        "NGSILD_MAX_LIMIT": ("max_limit", int),
     }
     for var, (name, conv) in simple.items():
         if environ.get(var):

@@ -33,6 +33,14 @@ def test_flags_override_environment():
     assert settings.context_files == {"http://y/c.jsonld": "/tmp/y", "http://x/c.jsonld": "/tmp/c"}
 
 
+def test_page_sizes_are_configurable():
+    settings = settings_from(build_parser().parse_args(["serve"]), {"NGSILD_DEFAULT_LIMIT": "5",
+                                                                   "NGSILD_MAX_LIMIT": "50"})
+    assert (settings.default_limit, settings.max_limit) == (5, 50)
+    defaults = settings_from(build_parser().parse_args(["serve"]), {})
+    assert (defaults.default_limit, defaults.max_limit) == (20, 1000)
+
+
 def test_context_files_spec():
     assert parse_context_files("a=b; c=d\n") == {"a": "b", "c": "d"}
     with pytest.raises(ValueError):
