@@ -130,6 +130,15 @@ def test_relations_without_postgis(db: Db, name: str, entity: dict[str, Any], qu
     assert got == holds
 
 
+def test_invalid_geometry_equals_itself(db: Db):
+    """ETSI 019_11_01 queries ``equals`` with the entity's own self-intersecting polygon."""
+    ring = [[13.2865906, 52.5648645], [13.2879639, 52.5648645], [13.2797241, 52.4988679], [13.477478, 52.4712703],
+            [13.5049438, 52.5373084], [13.2865906, 52.5648645]]
+    polygon = {"type": "Polygon", "coordinates": [ring]}
+    assert db.test(located(polygon), Q("equals", "Polygon", [ring]))
+    assert not db.test(located(polygon), Q("equals", "Polygon", [ring[:3] + [[13.5, 52.5], ring[0]]]))
+
+
 def test_attribute_shapes(db: Db):
     inside, outside = pt(3, 3), pt(50, 50)
     square = PLAIN["coordinates"]

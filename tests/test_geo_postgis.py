@@ -205,6 +205,9 @@ def test_invalid_geometries_with_postgis(pgdb: Db):
             assert pgdb.test(located(entity), q, postgis=True) == pgdb.test(located(entity), q), (rel, entity, query)
     assert pgdb.test(located(pt(1.5, 1)), Q("within", "Polygon", bowtie["coordinates"]), postgis=True)
     assert not pgdb.test(located(pt(1, 1.5)), Q("within", "Polygon", bowtie["coordinates"]), postgis=True)
+    for postgis in (False, True):  # the very same geometry equals itself, valid or not (ETSI 019_11_01)
+        for g in (bowtie, spiky, PLAIN):
+            assert pgdb.test(located(g), Q("equals", "Polygon", g["coordinates"]), postgis=postgis), (g, postgis)
 
 
 @settings(max_examples=35, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

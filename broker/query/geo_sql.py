@@ -213,6 +213,11 @@ class _Compiler:
         if located is not None:
             point = f"ngsild.geo_locate({_x(v)}, {_y(v)}, {self.q}) {located}"
             pure = f"CASE WHEN {v} ->> 'type' = 'Point' THEN {point} ELSE {pure} END"
+        if rel == "equals":  # the very same geometry equals itself even when invalid (ETSI 019_11_01 uses a
+            # self-intersecting polygon, which the relation algorithms -- ours and GEOS -- leave undefined)
+            same = (f"({v} -> 'type' = {self._geojson}::text::jsonb -> 'type' AND {v} -> 'coordinates' = "
+                    f"{self._geojson}::text::jsonb -> 'coordinates')")
+            pure = f"({same} OR {pure})"
         if not self.postgis:
             return pure
         # GEOS leaves invalid geometries undefined (and may raise a TopologyException on them): those take the
@@ -221,8 +226,10 @@ class _Compiler:
                   f"{v} -> 'coordinates'))")
         query = f"(SELECT ST_GeomFromGeoJSON({self._geojson}::text))"
         query_valid = f"(SELECT (ST_IsValidDetail(ST_GeomFromGeoJSON({self._geojson}::text))).valid)"
-        return (f"CASE WHEN {query_valid} AND (ST_IsValidDetail({entity})).valid THEN {_ST[rel]}({entity}, {query}) "
-                f"ELSE {pure} END")
+        exact = f"{_ST[rel]}({entity}, {query})"
+        if rel == "equals":
+            exact = f"({same} OR {exact})"
+        return f"CASE WHEN {query_valid} AND (ST_IsValidDetail({entity})).valid THEN {exact} ELSE {pure} END"
 
 
 def snap(c: float) -> float:
