@@ -9,8 +9,8 @@ Why adaptive: an index on every attribute would make every write pay for all of 
 extra B-tree costs bulk writes ~10%); an index on none leaves ``q`` to full scans (Stellio's problem). Writes
 pay only for what some client actually queries. ``threshold = 0`` turns the mechanism off.
 
-Builds run one at a time per process, on a dedicated connection without statement timeout; a session
-advisory lock per index keeps several broker processes from building the same one. The index name derives
+Builds run one at a time per table across all broker processes (a session advisory lock), on a dedicated
+connection without statement timeout; each build first checks whether another process has built it. The index name derives
 from the spec, so a restart finds built indexes again in ``pg_indexes``; a build that failed half-way leaves
 an INVALID index, which is dropped and rebuilt.
 """
@@ -102,8 +102,11 @@ class IndexAdvisor:
             await self._load_built(conn, schema)
             if name in self._built[schema]:
                 return
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(schema, name)):
-                return  # another process is building it
+            # one build at a time per table across every broker process: two CREATE INDEX CONCURRENTLY on one
+            # table wait for each other's snapshots and one dies of a deadlock, leaving an INVALID index
+            # (seen with --workers 2 at 1M entities)
+            lock = _lock_key(schema, "index builds")
+            await conn.execute("SELECT pg_advisory_lock($1)", lock)
             try:
                 valid = await conn.fetchval(
                     "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
@@ -120,7 +123,7 @@ class IndexAdvisor:
                     await conn.execute(f"ANALYZE {schema}.entities")
                 self._built[schema].add(name)
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema, name))
+                await conn.execute("SELECT pg_advisory_unlock($1)", lock)
         finally:
             await conn.close()
 
