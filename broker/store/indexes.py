@@ -103,10 +103,12 @@ class IndexAdvisor:
             if name in self._built[schema]:
                 return
             # one build at a time per table across every broker process: two CREATE INDEX CONCURRENTLY on one
-            # table wait for each other's snapshots and one dies of a deadlock, leaving an INVALID index
-            # (seen with --workers 2 at 1M entities)
+            # table wait for each other's transactions and one dies of a deadlock, leaving an INVALID index
+            # (seen with --workers 2 at 1M entities). Poll, never block: a session waiting in
+            # pg_advisory_lock() is itself a transaction the running build waits for (a deadlock again).
             lock = _lock_key(schema, "index builds")
-            await conn.execute("SELECT pg_advisory_lock($1)", lock)
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock):
+                await asyncio.sleep(0.5)
             try:
                 valid = await conn.fetchval(
                     "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
