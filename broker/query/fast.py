@@ -45,7 +45,12 @@ def literal(iri: str) -> str | None:
 
 
 def value_expression(lit: str) -> str:
-    return f"(attrs -> {lit} -> 0 -> 'value')"
+    """The first instance's value, JSON null when the entity lacks the attribute: comparisons on it are never
+    NULL (so ``fast OR (rare AND exact)`` is exact), and its statistics count the entities without the
+    attribute as one value instead of a null fraction (an ``IS NOT NULL`` guard made PostgreSQL count the
+    attribute's frequency twice: at 1M, powerState=="on" estimated at 1.9% of rows instead of 10.8%, so it
+    ANDed that index with a selective one)."""
+    return f"COALESCE(attrs -> {lit} -> 0 -> 'value', 'null'::jsonb)"
 
 
 def rare_predicate(lit: str) -> str:
@@ -78,23 +83,24 @@ def fast_condition(term: Term, iri: str, param: Any) -> tuple[str, list[IndexSpe
                                                          any(isinstance(v, Range) for v in term.values))):
         return None
     e = value_expression(lit)
-    # "e IS NOT NULL AND ...": never NULL (so the OR with the exact branch is exact), still index-usable
+    # e is never NULL (value_expression); JSON null sorts below every value: ranges and order comparisons
+    # exclude it with the type test
     typed = f"jsonb_typeof({e}) = '{_JSON_TYPE[kind]}'"
     if term.op in _ORDER_OPS:
         if len(term.values) != 1 or isinstance(term.values[0], Range):
             return None
-        cond = f"({e} IS NOT NULL AND {e} {_ORDER_OPS[term.op]} {_json(param, term.values[0].value)} AND {typed})"
+        cond = f"({e} {_ORDER_OPS[term.op]} {_json(param, term.values[0].value)} AND {typed})"
     elif len(term.values) == 1 and isinstance(term.values[0], Range):
         rng = term.values[0]
-        cond = (f"({e} IS NOT NULL AND {e} >= {_json(param, rng.low.value)} AND "
+        cond = (f"({e} >= {_json(param, rng.low.value)} AND "
                 f"{e} <= {_json(param, rng.high.value)} AND {typed})")
     elif any(isinstance(v, Range) for v in term.values):
         return None
     elif len(term.values) == 1:
-        cond = f"({e} IS NOT NULL AND {e} = {_json(param, term.values[0].value)})"
+        cond = f"({e} = {_json(param, term.values[0].value)})"
     else:
         values = param([json.dumps(v.value) for v in term.values], "text[]::jsonb[]")
-        cond = f"({e} IS NOT NULL AND {e} = ANY({values}))"
+        cond = f"({e} = ANY({values}))"
     return cond, index_specs(iri, lit)
 
 
@@ -123,6 +129,6 @@ def bounded_range(iri: str, low: tuple[str, Any], high: tuple[str, Any], param: 
     if lit is None:
         return None
     e = value_expression(lit)
-    cond = (f"({e} IS NOT NULL AND {e} {low[0]} {_json(param, low[1])} AND {e} {high[0]} {_json(param, high[1])} "
+    cond = (f"({e} {low[0]} {_json(param, low[1])} AND {e} {high[0]} {_json(param, high[1])} "
             f"AND jsonb_typeof({e}) = 'number')")
     return cond, index_specs(iri, lit)

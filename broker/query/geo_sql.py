@@ -73,10 +73,13 @@ _ST = {"intersects": "ST_Intersects", "within": "ST_Within", "contains": "ST_Con
 @dataclass
 class GeoFilter:
     """``sql``: a boolean (never NULL) over a row of ``{schema}.entities``; ``specs``: the indexes it can use;
+    ``prefilter``: the index-usable part of ``sql`` alone (implied by it; None when no index narrows the
+    query), so a caller can fetch the candidates first and run the exact test after cheaper filters;
     ``post``: a Python row filter the caller would have to apply -- always None here (all exact in SQL)."""
 
     sql: str
     specs: list[IndexSpec] = field(default_factory=list)
+    prefilter: str | None = None
     post: Callable[[Any], bool] | None = None
 
 
@@ -182,8 +185,9 @@ class _Compiler:
         if boxes is None:
             return GeoFilter(f"({instance(first)} OR {others})")
         first_box = box_expression(lit)
-        return GeoFilter(f"(({first_box} IS NOT NULL AND {_overlaps(first_box, boxes)} AND {instance(first)}) "
-                         f"OR {others})", geo_index_specs(iri))
+        candidates = f"({first_box} IS NOT NULL AND {_overlaps(first_box, boxes)})"
+        return GeoFilter(f"(({candidates} AND {instance(first)}) OR {others})", geo_index_specs(iri),
+                         f"({candidates} OR {multi_predicate(lit)})")
 
     # ------------------------------------------------------------------------------------ exact tests
     def value_test(self, v: str) -> str:

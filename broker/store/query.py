@@ -23,7 +23,7 @@ import asyncpg
 from ..errors import NgsiError
 from ..jsonld import Context
 from ..query import compile_q, compile_scope_q, database_error
-from ..query.geo import GeoQuery, compile_geo
+from ..query.geo import GeoFilter, GeoQuery, compile_geo
 from ..query.indexspec import IndexSpec
 from ..query.order import OrderKey, collation_candidates, order_clause
 from ..query.types import TypeExpr, compile_types, first_type, later_type, single_type
@@ -56,9 +56,10 @@ class EntityQuery:
 
 
 def where_clause(query: EntityQuery, ctx: Context, args: list[Any], specs: list[IndexSpec] | None = None,
-                 postgis: bool = False) -> str:
+                 postgis: bool = False, geo: GeoFilter | None = None) -> str:
     """The SQL condition of ``query``; ``specs`` collects the indexes it can use (see broker.store.indexes);
-    ``postgis``: the database has PostGIS (geo relations then use it; the answers are the same)."""
+    ``postgis``: the database has PostGIS (geo relations then use it; the answers are the same); ``geo``: the
+    query's geo filter if already compiled (its bind values in ``args``)."""
     conditions: list[str] = []
     alternatives = []
     for sel in query.selectors:
@@ -89,7 +90,8 @@ def where_clause(query: EntityQuery, ctx: Context, args: list[Any], specs: list[
     if query.scope_q is not None:
         conditions.append(compile_scope_q(query.scope_q, args))
     if query.geo is not None:
-        geo = compile_geo(query.geo, ctx, args, postgis=postgis)
+        if geo is None:
+            geo = compile_geo(query.geo, ctx, args, postgis=postgis)
         if specs is not None:
             specs.extend(geo.specs)
         conditions.append(geo.sql)
@@ -130,15 +132,15 @@ async def matching_ids(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query:
 
 
 def where_branches(query: EntityQuery, ctx: Context, args: list[Any], specs: list[IndexSpec] | None = None,
-                   postgis: bool = False) -> list[str]:
+                   postgis: bool = False, geo: GeoFilter | None = None) -> list[str]:
     """``where_clause`` as disjoint conditions whose union it is, each one an index can serve in id order."""
     sel = query.selectors[0] if len(query.selectors) == 1 else None
     name = single_type(sel.types) if sel is not None else None
     if name is None:
-        return [where_clause(query, ctx, args, specs, postgis)]
+        return [where_clause(query, ctx, args, specs, postgis, geo)]
     args.append(ctx.expand_term(name.name))
     n = len(args)
-    rest = where_clause(replace(query, selectors=[replace(sel, types=None)]), ctx, args, specs, postgis)
+    rest = where_clause(replace(query, selectors=[replace(sel, types=None)]), ctx, args, specs, postgis, geo)
     return [f"{first_type(n)} AND {rest}", f"{later_type(n)} AND {rest}"]
 
 
@@ -151,10 +153,13 @@ async def run_query(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: En
     args: list[Any] = []
     specs: list[IndexSpec] = []
     source = t
-    if query.geo is not None:  # the geo candidates first, the other filters on them (see _geo_source)
-        source, query = _geo_source(t, query, ctx, args, specs, postgis)
-    branches = where_branches(query, ctx, args, specs, postgis) if source == t else \
-        [where_clause(query, ctx, args, specs, postgis)]
+    geo = compile_geo(query.geo, ctx, args, postgis=postgis) if query.geo is not None else None
+    if geo is not None and geo.prefilter is not None:  # the geo candidates first (see _geo_source)
+        source = _geo_source(t, geo.prefilter)
+        specs.extend(geo.specs)
+        branches = [f"{where_clause(replace(query, geo=None), ctx, args, specs, postgis)} AND {geo.sql}"]
+    else:
+        branches = where_branches(query, ctx, args, specs, postgis, geo)
     if advisor is not None and specs:
         advisor.note(schema, specs)
     total = None
@@ -177,19 +182,16 @@ async def run_query(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: En
     return rows, total
 
 
-def _geo_source(t: str, query: EntityQuery, ctx: Context, args: list[Any], specs: list[IndexSpec],
-                postgis: bool) -> tuple[str, EntityQuery]:
-    """A geo-query reads the rows its geometry selects (GiST box index, then the exact test) into a
-    materialised set, and the other filters run on that set.
+def _geo_source(t: str, prefilter: str) -> str:
+    """The rows a geo-query's bounding boxes select (its GiST index), fenced off (OFFSET 0) so that the
+    other filters and then the exact geometric test (costed highest, so PostgreSQL runs it last) apply to
+    them.
 
-    Why: PostgreSQL cannot estimate how few rows a bounding-box test keeps, and the exact geometric test is
-    costed as very expensive. Left to itself it walks the id index testing geometries row by row (measured at
-    100k: 230 ms instead of 4 ms), or ANDs the box index with the whole entity type's index to test fewer
-    rows (at 1M: 150 ms reading 520,000 index entries to drop 500 candidates)."""
-    assert query.geo is not None
-    geo = compile_geo(query.geo, ctx, args, postgis=postgis)
-    specs.extend(geo.specs)
-    return f"(SELECT * FROM {t} WHERE {geo.sql} OFFSET 0) AS m", replace(query, geo=None)
+    Why: PostgreSQL cannot estimate how few rows a bounding-box test keeps, and it costs the exact test very
+    high. Left to itself it walks the id index testing geometries row by row (measured at 100k: 230 ms
+    instead of 4 ms), or ANDs the box index with the whole entity type's index to test fewer rows (at 1M:
+    150 ms reading 520,000 index entries to drop 500 candidates)."""
+    return f"(SELECT * FROM {t} WHERE {prefilter} OFFSET 0) AS m"
 
 
 def _id_page(t: str, branches: list[str], n: int) -> str:
