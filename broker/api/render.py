@@ -126,17 +126,7 @@ async def entity_response(request: Request, row: Any, ctx: Context, view: View, 
     if not rendered or rendered[0][1] is not row:
         raise not_found(f"entity {row['id']} has none of the requested members")
     headers = await context_headers(request, ctx, media)
-    if media == GEO_JSON:
-        features = [feature(entity, r, _geometry(geometry)) for entity, r in rendered]
-        body: Any = features[0] if len(features) == 1 else feature_collection(features)
-        if not prefers_json_body(request):
-            body["@context"] = ctx.raw
-        return json_response(body, headers=headers, media=GEO_JSON)
-    entities = [entity for entity, _ in rendered]
-    if media == LD_JSON:
-        for entity in entities:
-            entity["@context"] = ctx.raw
-    return json_response(entities[0] if len(entities) == 1 else entities, headers=headers, media=media or JSON)
+    return _respond(request, rendered, ctx, media, headers, geometry, single=True)
 
 
 async def entities_response(request: Request, rows: list[Any], ctx: Context, view: View, media: str,
@@ -147,13 +137,22 @@ async def entities_response(request: Request, rows: list[Any], ctx: Context, vie
     out_headers = await context_headers(request, ctx, media)
     for name, value in (headers or {}).items():
         out_headers[name] = ", ".join(filter(None, [out_headers.get(name), value]))
+    return _respond(request, rendered, ctx, media, out_headers, geometry, single=False)
+
+
+def _respond(request: Request, rendered: list[tuple[dict[str, Any], Any]], ctx: Context, media: str,
+             headers: dict[str, str], geometry: str | None, single: bool) -> Response:
+    """The body in ``media``: a Feature(Collection) for GeoJSON, else the entities (``single``: one entity
+    unwrapped), with the @context in the body for JSON-LD."""
     if media == GEO_JSON:
-        body: Any = feature_collection([feature(entity, r, _geometry(geometry)) for entity, r in rendered])
+        features = [feature(entity, r, _geometry(geometry)) for entity, r in rendered]
+        body: Any = features[0] if single and len(features) == 1 else feature_collection(features)
         if not prefers_json_body(request):
             body["@context"] = ctx.raw
-        return json_response(body, headers=out_headers, media=GEO_JSON)
+        return json_response(body, headers=headers, media=GEO_JSON)
     entities = [entity for entity, _ in rendered]
     if media == LD_JSON:
         for entity in entities:
             entity["@context"] = ctx.raw
-    return json_response(entities, headers=out_headers, media=media)
+    return json_response(entities[0] if single and len(entities) == 1 else entities, headers=headers,
+                         media=media or JSON)

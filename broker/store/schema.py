@@ -173,8 +173,10 @@ RETURN CASE
     ELSE -1
 END;
 
--- Does some segment of a intersect (touch, cross or overlap) some segment of b?
-CREATE FUNCTION ngsild.geo_cross(a ngsild.geo, b ngsild.geo) RETURNS boolean
+-- Does some segment of a meet some segment of b: touch, cross or overlap (proper = false), or cross it at a
+-- point interior to both (proper = true)? Orientation signs multiply to <= 0 when the ends are on both
+-- sides or on the line, to -1 only when strictly on both sides.
+CREATE FUNCTION ngsild.geo_meet(a ngsild.geo, b ngsild.geo, proper boolean) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
 RETURN EXISTS (
     SELECT FROM unnest((a).x1, (a).y1, (a).x2, (a).y2) s(x1, y1, x2, y2),
@@ -182,22 +184,15 @@ RETURN EXISTS (
     WHERE greatest(least(s.x1, s.x2), least(t.x1, t.x2)) <= least(greatest(s.x1, s.x2), greatest(t.x1, t.x2))
       AND greatest(least(s.y1, s.y2), least(t.y1, t.y2)) <= least(greatest(s.y1, s.y2), greatest(t.y1, t.y2))
       AND sign((s.x2 - s.x1) * (t.y1 - s.y1) - (t.x1 - s.x1) * (s.y2 - s.y1))
-        * sign((s.x2 - s.x1) * (t.y2 - s.y1) - (t.x2 - s.x1) * (s.y2 - s.y1)) <= 0
+        * sign((s.x2 - s.x1) * (t.y2 - s.y1) - (t.x2 - s.x1) * (s.y2 - s.y1)) <= CASE WHEN proper THEN -1 ELSE 0 END
       AND sign((t.x2 - t.x1) * (s.y1 - t.y1) - (s.x1 - t.x1) * (t.y2 - t.y1))
-        * sign((t.x2 - t.x1) * (s.y2 - t.y1) - (s.x2 - t.x1) * (t.y2 - t.y1)) <= 0);
+        * sign((t.x2 - t.x1) * (s.y2 - t.y1) - (s.x2 - t.x1) * (t.y2 - t.y1)) <= CASE WHEN proper THEN -1 ELSE 0 END);
 
--- Does some segment of a cross some segment of b at a point interior to both (a proper crossing)?
+CREATE FUNCTION ngsild.geo_cross(a ngsild.geo, b ngsild.geo) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN ngsild.geo_meet(a, b, false);
+
 CREATE FUNCTION ngsild.geo_proper(a ngsild.geo, b ngsild.geo) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
-RETURN EXISTS (
-    SELECT FROM unnest((a).x1, (a).y1, (a).x2, (a).y2) s(x1, y1, x2, y2),
-                unnest((b).x1, (b).y1, (b).x2, (b).y2) t(x1, y1, x2, y2)
-    WHERE greatest(least(s.x1, s.x2), least(t.x1, t.x2)) <= least(greatest(s.x1, s.x2), greatest(t.x1, t.x2))
-      AND greatest(least(s.y1, s.y2), least(t.y1, t.y2)) <= least(greatest(s.y1, s.y2), greatest(t.y1, t.y2))
-      AND sign((s.x2 - s.x1) * (t.y1 - s.y1) - (t.x1 - s.x1) * (s.y2 - s.y1))
-        * sign((s.x2 - s.x1) * (t.y2 - s.y1) - (t.x2 - s.x1) * (s.y2 - s.y1)) < 0
-      AND sign((t.x2 - t.x1) * (s.y1 - t.y1) - (s.x1 - t.x1) * (t.y2 - t.y1))
-        * sign((t.x2 - t.x1) * (s.y2 - t.y1) - (s.x2 - t.x1) * (t.y2 - t.y1)) < 0);
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN ngsild.geo_meet(a, b, true);
 
 -- Does some segment of a cross an edge of b properly at a point that is not a vertex of b (where a line leaves
 -- a valid polygonal b: the other side of that edge is exterior; at a vertex, another polygon of a MultiPolygon
