@@ -174,9 +174,10 @@ RETURN CASE
 END;
 
 -- Does some segment of a meet some segment of b: touch, cross or overlap (proper = false), or cross it at a
--- point interior to both (proper = true)? Orientation signs multiply to <= 0 when the ends are on both
+-- point interior to both (proper = true), optionally at no vertex of b (off_vertex)? Orientation signs multiply to <= 0 when the ends are on both
 -- sides or on the line, to -1 only when strictly on both sides.
-CREATE FUNCTION ngsild.geo_meet(a ngsild.geo, b ngsild.geo, proper boolean) RETURNS boolean
+CREATE FUNCTION ngsild.geo_meet(a ngsild.geo, b ngsild.geo, proper boolean, off_vertex boolean = false)
+RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
 RETURN EXISTS (
     SELECT FROM unnest((a).x1, (a).y1, (a).x2, (a).y2) s(x1, y1, x2, y2),
@@ -186,7 +187,10 @@ RETURN EXISTS (
       AND sign((s.x2 - s.x1) * (t.y1 - s.y1) - (t.x1 - s.x1) * (s.y2 - s.y1))
         * sign((s.x2 - s.x1) * (t.y2 - s.y1) - (t.x2 - s.x1) * (s.y2 - s.y1)) <= CASE WHEN proper THEN -1 ELSE 0 END
       AND sign((t.x2 - t.x1) * (s.y1 - t.y1) - (s.x1 - t.x1) * (t.y2 - t.y1))
-        * sign((t.x2 - t.x1) * (s.y2 - t.y1) - (s.x2 - t.x1) * (t.y2 - t.y1)) <= CASE WHEN proper THEN -1 ELSE 0 END);
+        * sign((t.x2 - t.x1) * (s.y2 - t.y1) - (s.x2 - t.x1) * (t.y2 - t.y1)) <= CASE WHEN proper THEN -1 ELSE 0 END
+      AND NOT (off_vertex AND EXISTS (SELECT FROM unnest((b).vx, (b).vy) v(x, y)
+                                      WHERE ngsild.geo_on(v.x, v.y, s.x1, s.y1, s.x2, s.y2)
+                                        AND ngsild.geo_on(v.x, v.y, t.x1, t.y1, t.x2, t.y2))));
 
 CREATE FUNCTION ngsild.geo_cross(a ngsild.geo, b ngsild.geo) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN ngsild.geo_meet(a, b, false);
@@ -198,19 +202,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN ngsild.geo_meet(a, b, true);
 -- a valid polygonal b: the other side of that edge is exterior; at a vertex, another polygon of a MultiPolygon
 -- or a hole may touch)?
 CREATE FUNCTION ngsild.geo_exits(a ngsild.geo, b ngsild.geo) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
-RETURN EXISTS (
-    SELECT FROM unnest((a).x1, (a).y1, (a).x2, (a).y2) s(x1, y1, x2, y2),
-                unnest((b).x1, (b).y1, (b).x2, (b).y2) t(x1, y1, x2, y2)
-    WHERE greatest(least(s.x1, s.x2), least(t.x1, t.x2)) <= least(greatest(s.x1, s.x2), greatest(t.x1, t.x2))
-      AND greatest(least(s.y1, s.y2), least(t.y1, t.y2)) <= least(greatest(s.y1, s.y2), greatest(t.y1, t.y2))
-      AND sign((s.x2 - s.x1) * (t.y1 - s.y1) - (t.x1 - s.x1) * (s.y2 - s.y1))
-        * sign((s.x2 - s.x1) * (t.y2 - s.y1) - (t.x2 - s.x1) * (s.y2 - s.y1)) < 0
-      AND sign((t.x2 - t.x1) * (s.y1 - t.y1) - (s.x1 - t.x1) * (t.y2 - t.y1))
-        * sign((t.x2 - t.x1) * (s.y2 - t.y1) - (s.x2 - t.x1) * (t.y2 - t.y1)) < 0
-      AND NOT EXISTS (SELECT FROM unnest((b).vx, (b).vy) v(x, y)
-                      WHERE ngsild.geo_on(v.x, v.y, s.x1, s.y1, s.x2, s.y2)
-                        AND ngsild.geo_on(v.x, v.y, t.x1, t.y1, t.x2, t.y2)));
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN ngsild.geo_meet(a, b, true, true);
 
 -- The segments of a cut at the vertices of b lying inside them: where each piece lies relative to b.
 -- loc: 1 interior, 0 boundary, -1 exterior of b (a piece on a segment of b: 0 if b is polygonal, 1 if
