@@ -114,7 +114,7 @@ $$;
 
 -- A GeoJSON geometry in the form the predicates below work on (NULL dim if g is not a geometry).
 CREATE FUNCTION ngsild.geo_prep(g jsonb) RETURNS ngsild.geo
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     WITH pts AS (
         SELECT q.s, q.r, p.i, p.x, p.y FROM ngsild.geo_sequences(g) q, ngsild.geo_positions(q.seq) p
     ), seg AS (
@@ -158,7 +158,7 @@ RETURN px >= least(x1, x2) AND px <= greatest(x1, x2) AND py >= least(y1, y2) AN
 -- Where (px, py) is relative to g: 1 interior, 0 boundary, -1 exterior (OGC point location: a point's
 -- interior is itself; a line's boundary is its end points by the mod-2 rule; a polygon's boundary its rings).
 CREATE FUNCTION ngsild.geo_locate(px float8, py float8, g ngsild.geo) RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE
     WHEN (g).dim = 0 THEN
         CASE WHEN EXISTS (SELECT FROM unnest((g).vx, (g).vy) v(x, y) WHERE v.x = px AND v.y = py) THEN 1 ELSE -1 END
@@ -178,7 +178,7 @@ END;
 -- sides or on the line, to -1 only when strictly on both sides.
 CREATE FUNCTION ngsild.geo_meet(a ngsild.geo, b ngsild.geo, proper boolean, off_vertex boolean = false)
 RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN EXISTS (
     SELECT FROM unnest((a).x1, (a).y1, (a).x2, (a).y2) s(x1, y1, x2, y2),
                 unnest((b).x1, (b).y1, (b).x2, (b).y2) t(x1, y1, x2, y2)
@@ -209,7 +209,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN ngsild.geo_meet(a, b, true, true);
 -- lineal; any other piece is exterior to a point or line b, even one crossing b at its midpoint); same: for a piece on a ring of b, whether the interiors of a and b are on the same side of it.
 -- Without proper crossings (geo_proper) the inside of a piece is all in one of these places.
 CREATE FUNCTION ngsild.geo_pieces(a ngsild.geo, b ngsild.geo) RETURNS TABLE (loc integer, same boolean)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off ROWS 32 AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 32 AS $$
     WITH s AS (
         SELECT * FROM unnest((a).x1, (a).y1, (a).x2, (a).y2, (a).lf) WITH ORDINALITY u(x1, y1, x2, y2, lf, k)
     ), cut AS (
@@ -237,7 +237,7 @@ $$;
 
 -- OGC Simple Features relations (as ST_Intersects, ST_Within, ST_Equals, ST_Overlaps), planar.
 CREATE FUNCTION ngsild.geo_intersects(a ngsild.geo, b ngsild.geo) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN EXISTS (SELECT FROM unnest((a).vx, (a).vy) v(x, y) WHERE ngsild.geo_locate(v.x, v.y, b) >= 0)
     OR EXISTS (SELECT FROM unnest((b).vx, (b).vy) v(x, y) WHERE ngsild.geo_locate(v.x, v.y, a) >= 0)
     OR ngsild.geo_cross(a, b);
@@ -247,7 +247,7 @@ RETURN EXISTS (SELECT FROM unnest((a).vx, (a).vy) v(x, y) WHERE ngsild.geo_locat
 -- no piece of a outside b, no piece of b's rings inside a, and some piece of a in b's interior or on b's
 -- boundary with both interiors on the same side.
 CREATE FUNCTION ngsild.geo_covered(a ngsild.geo, b ngsild.geo) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN (a).dim <= (b).dim AND cardinality((a).vx) > 0
     AND NOT EXISTS (SELECT FROM unnest((a).vx, (a).vy) v(x, y) WHERE ngsild.geo_locate(v.x, v.y, b) < 0)
     AND ((a).dim = 0 OR (
@@ -259,18 +259,18 @@ RETURN (a).dim <= (b).dim AND cardinality((a).vx) > 0
             AND EXISTS (SELECT FROM ngsild.geo_pieces(a, b) p WHERE p.loc = 1 OR p.same)))));
 
 CREATE FUNCTION ngsild.geo_within(a ngsild.geo, b ngsild.geo) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN ngsild.geo_covered(a, b) AND CASE (a).dim
     WHEN 0 THEN EXISTS (SELECT FROM unnest((a).vx, (a).vy) v(x, y) WHERE ngsild.geo_locate(v.x, v.y, b) = 1)
     WHEN 1 THEN (b).dim = 1 OR EXISTS (SELECT FROM ngsild.geo_pieces(a, b) p WHERE p.loc = 1)
     ELSE true END;
 
 CREATE FUNCTION ngsild.geo_equals(a ngsild.geo, b ngsild.geo) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN (a).dim = (b).dim AND ngsild.geo_covered(a, b) AND ngsild.geo_covered(b, a);
 
 CREATE FUNCTION ngsild.geo_overlaps(a ngsild.geo, b ngsild.geo) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN (a).dim = (b).dim AND CASE (a).dim
         WHEN 0 THEN EXISTS (SELECT FROM unnest((a).vx, (a).vy) v(x, y) WHERE ngsild.geo_locate(v.x, v.y, b) = 1)
         WHEN 1 THEN EXISTS (SELECT FROM ngsild.geo_pieces(a, b) p WHERE p.loc = 1)
@@ -307,7 +307,7 @@ $$;
 -- Distance in metres between two geometries: 0 if they intersect (planar), else the least distance from a
 -- vertex of one to a vertex or a segment (great-circle arc) of the other.
 CREATE FUNCTION ngsild.geo_distance(a ngsild.geo, b ngsild.geo) RETURNS float8
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET jit = off
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN ngsild.geo_intersects(a, b) THEN 0::float8 ELSE least(
     (SELECT min(ngsild.geo_hav(v.x, v.y, w.x, w.y)) FROM unnest((a).vx, (a).vy) v(x, y), unnest((b).vx, (b).vy) w(x, y)),
     (SELECT min(ngsild.geo_arc(v.x, v.y, s.x1, s.y1, s.x2, s.y2))
@@ -339,7 +339,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 CREATE FUNCTION ngsild.geo_box_extended(g jsonb) RETURNS box
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET jit = off
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN CASE
     WHEN g ->> 'type' = 'MultiPoint' THEN
         (SELECT box(point(min(x), min(y)), point(max(x), max(y))) FROM ngsild.geo_positions(g -> 'coordinates'))
