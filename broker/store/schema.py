@@ -113,8 +113,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 4 AS $$
 $$;
 
 -- A GeoJSON geometry in the form the predicates below work on (NULL dim if g is not a geometry).
+-- STABLE, though it is immutable: the planner would otherwise run it on a constant query geometry while
+-- planning every execution of a statement (it is never part of an index expression).
 CREATE FUNCTION ngsild.geo_prep(g jsonb) RETURNS ngsild.geo
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     WITH pts AS (
         SELECT q.s, q.r, p.i, p.x, p.y FROM ngsild.geo_sequences(g) q, ngsild.geo_positions(q.seq) p
     ), seg AS (
