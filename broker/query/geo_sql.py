@@ -332,17 +332,18 @@ def near_boxes(box: Box, metres: float) -> list[Box]:
     """Boxes covering every point within ``metres`` (great-circle) of ``box``: grown by the angular distance
     d = metres / R in latitude and by asin(sin d / cos lat) at the box's highest |latitude| in longitude,
     split at the antimeridian; all longitudes when the grown box reaches a pole. A little extra margin keeps
-    the boxes supersets despite rounding."""
+    the boxes supersets despite rounding (1e-7 degrees, about a centimetre: clients compute positions near
+    the poles with asin, which loses that much)."""
     d = metres / EARTH_RADIUS
     if d >= math.pi / 2:
         return [WORLD]
-    dlat = math.degrees(d) * (1 + 1e-9) + 1e-9
+    dlat = math.degrees(d) * (1 + 1e-9) + 1e-7
     west, south, east, north = box
     south, north = max(-90.0, south - dlat), min(90.0, north + dlat)
     lat = max(abs(box[1]), abs(box[3]))
     if south <= -90.0 or north >= 90.0 or math.sin(d) >= math.cos(math.radians(lat)):
         return [(-180.0, south, 180.0, north)]
-    dlon = math.degrees(math.asin(min(1.0, math.sin(d) / math.cos(math.radians(lat))))) * (1 + 1e-9) + 1e-9
+    dlon = math.degrees(math.asin(min(1.0, math.sin(d) / math.cos(math.radians(lat))))) * (1 + 1e-9) + 1e-7
     west, east = west - dlon, east + dlon
     if east - west >= 360.0:
         return [(-180.0, south, 180.0, north)]
