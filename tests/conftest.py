@@ -47,7 +47,10 @@ def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    # keep idle connections for less than the server's keep-alive (uvicorn: 5 s): reusing one the server is
+    # closing just then fails the request on the client side (seen after a long test that made no request)
+    connector = aiohttp.TCPConnector(keepalive_timeout=2)
+    async with aiohttp.ClientSession(connector=connector) as session:
         yield session
 
 
