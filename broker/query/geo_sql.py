@@ -1,6 +1,6 @@
 """Geo-queries (``broker.query.geo``) compiled to one parameterised SQL boolean over a row of ``{schema}.entities``.
 
-Everything is decided in SQL (no Python post-filter: ``GeoFilter.post`` is always None), so LIMIT / OFFSET
+Everything is decided in SQL (no Python post-filter), so LIMIT / OFFSET
 paging stays exact. The SQL helpers live in the ``ngsild`` schema (global migration 3 of
 ``broker.store.schema``): ``geo_prep`` turns a GeoJSON geometry into vertex / segment arrays, ``geo_locate``
 / ``geo_intersects`` / ``geo_within`` / ``geo_equals`` / ``geo_overlaps`` decide the OGC relations exactly
@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -76,13 +76,11 @@ _ST = {"intersects": "ST_Intersects", "within": "ST_Within", "contains": "ST_Con
 class GeoFilter:
     """``sql``: a boolean (never NULL) over a row of ``{schema}.entities``; ``specs``: the indexes it can use;
     ``prefilter``: the index-usable part of ``sql`` alone (implied by it; None when no index narrows the
-    query), so a caller can fetch the candidates first and run the exact test after cheaper filters;
-    ``post``: a Python row filter the caller would have to apply -- always None here (all exact in SQL)."""
+    query), so a caller can fetch the candidates first and run the exact test after cheaper filters."""
 
     sql: str
     specs: list[IndexSpec] = field(default_factory=list)
     prefilter: str | None = None
-    post: Callable[[Any], bool] | None = None
 
 
 def literal(iri: str) -> str | None:
@@ -143,28 +141,28 @@ class _Compiler:
         the planner does not also run it while planning)."""
         return f"(SELECT ngsild.geo_prep({self._geojson}::text::jsonb))"
 
-    @property
-    def qbox(self) -> str:
-        """The query geometry's box, computed here (``arcs_box`` = SQL ``geo_box``): PostgreSQL would fold
-        the immutable ``geo_box`` of a constant while planning every execution (~6 ms for a polygon)."""
-        return self.param(_box_text(arcs_box(snapped(self.geo.geometry)))) + "::text::box"
+    def box_param(self, box: Box) -> str:
+        return self.param(_box_text(box)) + "::text::box"
 
     def compile(self, iri: str) -> GeoFilter:
         geo = self.geo
+        # the query geometry's box computed here (arcs_box = SQL geo_box): PostgreSQL would fold the immutable
+        # geo_box of a constant while planning every execution (~6 ms for a polygon)
+        box = arcs_box(snapped(geo.geometry))
         boxes: list[str] | None = None  # the value's box must meet one of these (index-usable)
         away: list[str] | None = None  # a value whose box meets none of these matches without the exact test
         if geo.georel == "disjoint":
-            away = [self.qbox]
+            away = [self.box_param(box)]
         elif geo.georel == "near":
             distance = geo.max_distance if geo.max_distance is not None else geo.min_distance
             assert distance is not None
-            grown = [self.param(_box_text(b)) + "::text::box" for b in near_boxes(arcs_box(snapped(geo.geometry)), distance)]
+            grown = [self.box_param(b) for b in near_boxes(box, distance)]
             if geo.max_distance is not None:
                 boxes = grown
             else:
                 away = grown
         else:
-            boxes = [self.qbox]
+            boxes = [self.box_param(box)]
 
         def instance(i: str) -> str:
             """Instance ``i`` (jsonb) is a GeoProperty whose value matches (never NULL)."""

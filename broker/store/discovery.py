@@ -67,11 +67,8 @@ class DiscoveryStore:
     async def type_attributes(self, tenant: str) -> dict[str, list[str]]:
         """5.7.6: {type IRI: attribute IRIs the entities of that type have}."""
         t = await self._table(tenant)
-        # the distinct (types, attribute names) combinations first: entities of one model share them, so the
-        # per-type fold then works on a handful of rows instead of one per entity and attribute
         rows = await self._fetch(
-            f"WITH shapes AS (SELECT DISTINCT e.types, "
-            f"  ARRAY(SELECT jsonb_object_keys(e.attrs)) AS names FROM {t} e) "
+            f"{_shapes(t)} "
             f"SELECT u.t, ARRAY(SELECT DISTINCT n FROM shapes s2, unnest(s2.names) n "
             f"                  WHERE u.t = ANY(s2.types)) AS names "
             f"FROM (SELECT DISTINCT x FROM shapes s, unnest(s.types) x) u(t)")
@@ -102,8 +99,7 @@ class DiscoveryStore:
         """5.7.9: {attribute IRI: type IRIs of the entities having it}."""
         t = await self._table(tenant)
         rows = await self._fetch(
-            f"WITH shapes AS (SELECT DISTINCT e.types, "
-            f"  ARRAY(SELECT jsonb_object_keys(e.attrs)) AS names FROM {t} e) "
+            f"{_shapes(t)} "
             f"SELECT n, array_agg(DISTINCT x) FROM shapes s, unnest(s.names) n, unnest(s.types) x GROUP BY n")
         return {r[0]: list(r[1]) for r in rows}
 
@@ -119,6 +115,13 @@ class DiscoveryStore:
         if not row["n"]:
             return None
         return AttributeInfo(int(row["n"]), _kinds(row["kinds"]), list(row["type_names"] or []))
+
+
+def _shapes(t: str) -> str:
+    """``WITH shapes``: the distinct (types, attribute names) combinations of the entities. Entities of one
+    model share them, so the folds over types and attributes work on a handful of rows instead of one per
+    entity and attribute."""
+    return f"WITH shapes AS (SELECT DISTINCT e.types, ARRAY(SELECT jsonb_object_keys(e.attrs)) AS names FROM {t} e)"
 
 
 def _kinds(values: list[str | None] | None) -> list[str]:

@@ -11,6 +11,8 @@ How a page is read (the plans were checked with EXPLAIN at 100,000 and 1,000,000
   merged by id, so LIMIT/OFFSET stop after ``offset + limit`` rows instead of sorting the whole type.
 * The page is chosen by id first and only its rows are read whole: an OFFSET skips index entries, not
   entity documents.
+* A geo-query reads the candidates of its bounding boxes first, behind a planner fence; the other filters
+  and the exact geometric test run on those (``_geo_source``).
 """
 
 from __future__ import annotations
@@ -154,7 +156,9 @@ async def run_query(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: En
     specs: list[IndexSpec] = []
     source = t
     geo = compile_geo(query.geo, ctx, args, postgis=postgis) if query.geo is not None else None
-    if geo is not None and geo.prefilter is not None:  # the geo candidates first (see _geo_source)
+    fenced = geo is not None and geo.prefilter is not None
+    if fenced:  # the geo candidates first (see _geo_source)
+        assert geo is not None and geo.prefilter is not None
         source = _geo_source(t, geo.prefilter)
         specs.extend(geo.specs)
         branches = [f"{where_clause(replace(query, geo=None), ctx, args, specs, postgis)} AND {geo.sql}"]
@@ -171,7 +175,7 @@ async def run_query(pool: asyncpg.Pool, tenants: Tenants, tenant: str, query: En
             return [], total
         if query.order:
             sql = _ordered_page(source, " OR ".join(f"({b})" for b in branches), query, args)
-        elif source != t:
+        elif fenced:
             n = len(args)
             sql = f"SELECT {COLUMNS} FROM {source} WHERE {branches[0]} ORDER BY id LIMIT ${n + 1} OFFSET ${n + 2}"
         else:

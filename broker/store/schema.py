@@ -403,7 +403,7 @@ ALTER TABLE {schema}.entities SET (fillfactor = 80);
 -- have the type in a later position. Together they replace the GIN index on all types (broker.query.types).
 -- INCLUDE (types): PostgreSQL plans an index-only scan of an expression index only if the columns under the
 -- expression are in it too; offset=50,000 of one type then reads index pages only (measured at 100k: 7 ms
--- instead of a 60 ms sort of the type's rows). It costs no size here: one short array per entity.
+-- instead of a 60 ms sort of the type's rows; the index was 22 MB with or without the included array).
 CREATE INDEX entities_type_id ON {schema}.entities ((types[1]), id) INCLUDE (types);
 CREATE INDEX entities_more_types ON {schema}.entities USING gin ((types[2:])) WHERE cardinality(types) > 1;
 DROP INDEX {schema}.entities_types;
