@@ -26,7 +26,10 @@ from .store.batch import BatchStore
 from .store.entities import EntityStore
 from .store.indexes import IndexAdvisor
 from .store.tenants import DEFAULT_TENANT, Tenants
+from .notify.dispatcher import Dispatcher
+from .notify.registry import Registry
 from .services import Broker
+from .subscriptions.store import SubscriptionStore
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,12 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
+
+
+def _own_url(settings: Settings) -> str:
+    """Where receivers of notifications can fetch the contexts this broker hosts."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
 
 
 def create_app(settings: Settings, dsn: str) -> Starlette:
@@ -57,8 +66,14 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         entities = EntityStore(pool, tenants)
         indexes = IndexAdvisor(dsn, threshold=settings.index_threshold)
         indexes.start()
+        subscriptions = SubscriptionStore(pool)
+        registry = Registry(dsn, subscriptions, contexts, _own_url(settings))
+        await registry.start()
+        dispatcher = Dispatcher(dsn, pool, tenants, registry, subscriptions, settings.workers)
+        await dispatcher.start()
+        entities.on_write = dispatcher.wake
         app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities), indexes,
-                                  await detect_postgis(pool))
+                                  subscriptions, await detect_postgis(pool))
         pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds))
         tune_gc()
         log.info("broker ready")
@@ -66,6 +81,8 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
             yield
         finally:
             pruner.cancel()
+            await dispatcher.close()
+            await registry.close()
             await indexes.close()
             await contexts.close()
             await pool.close()

@@ -13,6 +13,7 @@ from .store.batch import BatchStore
 from .store.entities import EntityStore
 from .store.indexes import IndexAdvisor
 from .store.tenants import Tenants
+from .subscriptions.store import SubscriptionStore
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Broker:
     entities: EntityStore
     batch: BatchStore
     indexes: IndexAdvisor
+    subscriptions: SubscriptionStore
     postgis: bool = False  # the database has PostGIS (geo-queries use it; same answers without)
 
 

@@ -47,7 +47,7 @@ QUERY_PARAMS = ("id", "idPattern", "type", "attrs", "q", "scopeQ", "options", "f
 REPRESENTATION = ("keyValues", "simplified", "concise", "normalized", "sysAttrs")
 
 
-def _int_param(request: Request, name: str, default: int, maximum: int | None = None) -> int:
+def int_param(request: Request, name: str, default: int, maximum: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -61,7 +61,7 @@ def _int_param(request: Request, name: str, default: int, maximum: int | None = 
 
 def _limit(request: Request) -> int:
     settings = broker_of(request).settings
-    return _int_param(request, "limit", settings.default_limit, settings.max_limit)
+    return int_param(request, "limit", settings.default_limit, settings.max_limit)
 
 
 def parse_q_param(text: str | None) -> Any:
@@ -124,7 +124,7 @@ async def query_entities(request: Request) -> Response:
     ctx = await link_context(request)
     query = filters_of(request, ctx, "a query")
     query.limit = _limit(request)
-    query.offset = _int_param(request, "offset", 0)
+    query.offset = int_param(request, "offset", 0)
     query.count = bool_param(request, "count")
     view = view_of(request, ctx, options_of(request, REPRESENTATION))
     params = request.query_params
@@ -162,7 +162,7 @@ async def query_entities_post(request: Request) -> Response:
         q=parse_q_param(body.get("q")), scope_q=parse_scope_q_param(body.get("scopeQ")),
         geo=parse_geo_q(body["geoQ"]) if body.get("geoQ") is not None else None,
         limit=_limit(request),
-        offset=_int_param(request, "offset", 0), count=bool_param(request, "count"))
+        offset=int_param(request, "offset", 0), count=bool_param(request, "count"))
     _require_selector(query, request, "a query", any(item.get("type") == "*" for item in entities or []))
     params = request.query_params
     view = make_view(ctx, options_of(request, REPRESENTATION), fmt=params.get("format"), attrs=attrs,
@@ -260,18 +260,23 @@ async def _answer(request: Request, ctx: Context, query: EntityQuery, view: View
 
 
 def _page_links(request: Request, query: EntityQuery, returned: int, total: int | None) -> list[str]:
+    return page_links(request, query.limit, query.offset, returned, total)
+
+
+def page_links(request: Request, limit: int, offset: int, returned: int, total: int | None,
+               media: str = "application/json") -> list[str]:
     """rel=prev / rel=next links when there are other pages (next only if this page was full)."""
-    if request.method != "GET" or query.limit == 0:
+    if request.method != "GET" or limit == 0:
         return []
     params = dict(request.query_params)
     links = []
-    if query.offset > 0:
-        params["offset"] = str(max(0, query.offset - query.limit))
-        links.append(f'<{request.url.path}?{_query_string(params)}>; rel="prev"; type="application/json"')
-    more = total > query.offset + returned if total is not None else returned == query.limit
+    if offset > 0:
+        params["offset"] = str(max(0, offset - limit))
+        links.append(f'<{request.url.path}?{_query_string(params)}>; rel="prev"; type="{media}"')
+    more = total > offset + returned if total is not None else returned == limit
     if more:
-        params["offset"] = str(query.offset + query.limit)
-        links.append(f'<{request.url.path}?{_query_string(params)}>; rel="next"; type="application/json"')
+        params["offset"] = str(offset + limit)
+        links.append(f'<{request.url.path}?{_query_string(params)}>; rel="next"; type="{media}"')
     return links
 
 

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from .. import __version__
-from . import attributes, batch, contexts, discovery, entities, query
+from . import attributes, batch, contexts, discovery, entities, query, subscriptions
 from .http import json_response
 from .resource import resource
 
@@ -31,6 +31,7 @@ def routes() -> list[Route | Mount]:
         resource("/entityOperations/merge", POST=batch.batch_merge),
         resource("/entityOperations/delete", POST=batch.batch_delete),
         resource("/entityOperations/query", POST=query.query_entities_post),
+        *subscriptions.routes,
         *contexts.routes,
         *discovery.routes,
     ]

@@ -105,6 +105,7 @@ class BatchStore:
             try:
                 async with self.entities.pool.acquire() as conn, conn.transaction():
                     written = await self._bulk_attempt(conn, sql, tenant, latest, ids, now, now_dt, replace, op)
+                self.entities.on_write()
                 break
             except (_Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 continue
@@ -170,6 +171,7 @@ class BatchStore:
                     outcome = await self._attempt(conn, sql, tenant, items, now, now_dt)
                     if outcome is None:
                         raise _Retry()  # rolls the transaction back
+                self.entities.on_write()
                 return outcome
             except (_Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 continue

@@ -14,9 +14,9 @@ Every write appends one row, in the same statement or transaction as the write: 
 
 Producers in Python call ``change_entry``; producers in SQL (bulk writes, deletes, creates, where Python never
 holds the old state) build the same shape with ``sql_entry``. Consumers (the notification dispatcher, the
-temporal history) will read the log in ``seq`` order; until they exist, rows older than the retention are
-pruned so the table does not grow without bound. One process at a time prunes (a transaction-scoped advisory
-lock), so several broker processes do not repeat the work.
+temporal history) read the log in ``seq`` order; rows older than the retention that every notification
+dispatch partition has handled (``ngsild.dispatch_cursors``) are pruned. One process at a time prunes (a
+transaction-scoped advisory lock), so several broker processes do not repeat the work.
 """
 
 from __future__ import annotations
@@ -57,8 +57,10 @@ async def prune(pool: asyncpg.Pool, retention_seconds: float) -> int:
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PRUNE_LOCK_KEY):
             return 0
+        # only what every dispatch partition has handled (its cursor), and older than the retention
         status = await conn.execute(
-            "DELETE FROM ngsild.changes WHERE at < now() - make_interval(secs => $1)", retention_seconds)
+            "DELETE FROM ngsild.changes WHERE at < now() - make_interval(secs => $1) "
+            "AND seq <= (SELECT coalesce(min(seq), 0) FROM ngsild.dispatch_cursors)", retention_seconds)
     return int(status.split()[-1])
 
 

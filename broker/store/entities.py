@@ -66,6 +66,8 @@ class EntityStore:
         self.pool = pool
         self.tenants = tenants
         self._sql: dict[str, _Sql] = {}
+        # called after every committed write (the notification dispatcher looks at the change log at once)
+        self.on_write: Callable[[], None] = _nothing
 
     async def sql(self, tenant: str, *, create: bool = False) -> _Sql:
         schema = await self.tenants.schema(tenant, create=create)
@@ -87,6 +89,7 @@ class EntityStore:
                                        tenant, change)
         if seq is None:
             raise already_exists(f"entity {entity.id} already exists")
+        self.on_write()
 
     async def modify(self, tenant: str, entity_id: str, op: str, compute: Callable[[Any], Write],
                      now: str, now_dt: datetime) -> Write:
@@ -96,12 +99,14 @@ class EntityStore:
             for _ in range(OPTIMISTIC_ATTEMPTS):
                 write = await self._modify_once(conn, sql.get, sql, tenant, entity_id, op, compute, now, now_dt)
                 if write is not None:
+                    self.on_write()
                     return write
         async with self.pool.acquire() as conn, conn.transaction():
             write = await self._modify_once(conn, sql.get_locked, sql, tenant, entity_id, op, compute, now,
                                             now_dt)
         if write is None:  # cannot happen while we hold the row lock
             raise NgsiError("Conflict", f"entity {entity_id} changed concurrently; try again", status=409)
+        self.on_write()
         return write
 
     @staticmethod
@@ -124,3 +129,8 @@ class EntityStore:
         sql = await self.sql(tenant)
         if await self.pool.fetchval(sql.delete, entity_id, tenant, now) is None:
             raise not_found(f"entity {entity_id} does not exist")
+        self.on_write()
+
+
+def _nothing() -> None:
+    return None

@@ -20,6 +20,8 @@ Storage layout (what the query, notification and temporal issues build on):
 * ``ngsild.changes``: what every write changed, appended in the same statement/transaction as the write,
   one row per request (a batch is one row), ``payload`` being the JSON bytes of the entries
   (``broker.store.changes``): the durable record a notification dispatcher and a temporal history consume.
+* ``ngsild.subscriptions`` (every tenant's, ``broker.subscriptions``) and ``ngsild.dispatch_cursors`` (how far
+  each notification partition has handled the change log, ``broker.notify.dispatcher``).
 """
 
 from __future__ import annotations
@@ -374,6 +376,29 @@ RETURN CASE
                        ngsild.geo_snap((g -> 'coordinates' ->> 1)::float8))) END
     ELSE ngsild.geo_box_extended(g)
 END;
+"""),
+    (4, "subscriptions and notification dispatch", """
+-- Subscriptions of every tenant (broker.subscriptions); body: the stored form, context: the @context the
+-- subscription was written with. The counters are kept by the dispatcher (broker.notify), in batches.
+CREATE TABLE ngsild.subscriptions (
+    tenant text NOT NULL,
+    id text NOT NULL,
+    body jsonb NOT NULL,
+    context jsonb,
+    created_at timestamptz NOT NULL,
+    modified_at timestamptz NOT NULL,
+    times_sent bigint NOT NULL DEFAULT 0,
+    times_failed bigint NOT NULL DEFAULT 0,
+    last_notification timestamptz,
+    last_success timestamptz,
+    last_failure timestamptz,
+    PRIMARY KEY (tenant, id)
+);
+-- Where each dispatch partition has got to in ngsild.changes: every change up to seq has been handled.
+CREATE TABLE ngsild.dispatch_cursors (
+    part integer PRIMARY KEY,
+    seq bigint NOT NULL
+);
 """),
 ]
 

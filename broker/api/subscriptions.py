@@ -1,0 +1,146 @@
+"""``/subscriptions`` and ``/subscriptions/{id}`` (GS CIM 009 5.8, 6.10 / 6.11): create, query, retrieve,
+update and delete subscriptions. Validation and rendering are ``broker.subscriptions.model``; the rows are
+``broker.subscriptions.store``; the dispatcher learns of every change through the store's announcements.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+from uuid import uuid4
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import NgsiError, not_found
+from ..model import values
+from ..services import broker_of
+from ..subscriptions.model import apply_patch, parse_subscription, render_subscription
+from ..subscriptions.store import stats_of
+from .http import JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content, read_json, tenant_of
+from .params import bool_param, check_params, link_context, now, options_of
+from .query import int_param, page_links
+from .render import context_headers
+from .resource import resource
+
+PATCH_ATTEMPTS = 3
+
+
+def _sub_id(request: Request) -> str:
+    raw = request.path_params["sub_id"]
+    if not raw:  # "/subscriptions/": the collection, which has no PATCH / DELETE
+        raise NgsiError("MethodNotAllowed", "a subscription id is required here", status=405,
+                        title="Method not allowed", headers={"Allow": "GET, POST"})
+    return values.check_uri(raw, "subscription id")
+
+
+async def _check_context_url(request: Request, sub: dict[str, Any], tenant: str) -> None:
+    """A ``jsonldContext`` must be a context the broker can load now (5.8.1: 400 / 504 otherwise)."""
+    url = sub.get("jsonldContext")
+    if url is not None:
+        await broker_of(request).contexts.resolve(url, tenant)
+
+
+async def create_subscription(request: Request) -> Response:
+    check_params(request, ())
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes)
+    raw_context = body_context(body, ctype, request)
+    ctx = await broker.contexts.resolve(raw_context, tenant)
+    stamp, stamp_dt = now()
+    sub = parse_subscription(body, ctx, stamp)
+    await _check_context_url(request, sub, tenant)
+    sub_id = sub.setdefault("id", f"urn:ngsi-ld:Subscription:{uuid4()}")
+    sub = {"id": sub_id, **{k: v for k, v in sub.items() if k != "id"}}
+    await broker.tenants.schema(tenant, create=True)
+    await broker.subscriptions.create(tenant, sub_id, sub, raw_context, stamp_dt)
+    return Response(status_code=201, headers={"Location": f"/ngsi-ld/v1/subscriptions/{quote(sub_id, safe=':')}"})
+
+
+async def _respond(request: Request, data: Any, headers: dict[str, str] | None = None) -> Response:
+    media = negotiate(request, (JSON, LD_JSON))
+    ctx = await link_context(request)
+    out_headers = dict(headers or {})
+    for name, value in (await context_headers(request, ctx, media)).items():
+        out_headers[name] = f"{value}, {out_headers[name]}" if name in out_headers else value
+    if media == LD_JSON:
+        items = data if isinstance(data, list) else [data]
+        for item in items:
+            item["@context"] = ctx.raw if ctx.raw is not None else broker_of(request).contexts.core.raw
+    return json_response(data, headers=out_headers, media=media)
+
+
+async def query_subscriptions(request: Request) -> Response:
+    check_params(request, ("limit", "offset", "count", "options"))
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    limit = int_param(request, "limit", broker.settings.default_limit, broker.settings.max_limit)
+    offset = int_param(request, "offset", 0)
+    sys_attrs = "sysAttrs" in options_of(request, ("sysAttrs",))
+    await broker.tenants.schema(tenant, create=False)
+    ctx = await link_context(request)
+    rows = await broker.subscriptions.page(tenant, limit, offset) if limit else []
+    total = await broker.subscriptions.count(tenant)  # cheap here, and it makes the next link exact
+    stamp, _ = now()
+    data = [render_subscription(r["body"], stats_of(r), ctx, stamp, sys_attrs=sys_attrs) for r in rows]
+    headers: dict[str, str] = {}
+    if bool_param(request, "count"):
+        headers["NGSILD-Results-Count"] = str(total)
+    links = page_links(request, limit, offset, len(rows), total, LD_JSON)
+    if links:
+        headers["Link"] = ", ".join(links)
+    return await _respond(request, data, headers)
+
+
+async def retrieve_subscription(request: Request) -> Response:
+    check_params(request, ("options",))
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    sub_id = _sub_id(request)
+    sys_attrs = "sysAttrs" in options_of(request, ("sysAttrs",))
+    row = await broker.subscriptions.get(tenant, sub_id)
+    if row is None:
+        raise not_found(f"subscription {sub_id} does not exist")
+    ctx = await link_context(request)
+    stamp, _ = now()
+    return await _respond(request, render_subscription(row["body"], stats_of(row), ctx, stamp,
+                                                       sys_attrs=sys_attrs))
+
+
+async def update_subscription(request: Request) -> Response:
+    check_params(request, ())
+    broker = broker_of(request)
+    tenant = tenant_of(request)
+    sub_id = _sub_id(request)
+    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes,
+                                  allowed=(JSON, LD_JSON, MERGE_PATCH))
+    raw_context = body_context(body, ctype, request)
+    ctx = await broker.contexts.resolve(raw_context, tenant)
+    for _ in range(PATCH_ATTEMPTS):
+        row = await broker.subscriptions.get(tenant, sub_id)
+        if row is None:
+            raise not_found(f"subscription {sub_id} does not exist")
+        stamp, stamp_dt = now()
+        sub = apply_patch(row["body"], body, ctx, stamp)
+        await _check_context_url(request, sub, tenant)
+        context = raw_context if raw_context is not None else row["context"]
+        if await broker.subscriptions.replace(tenant, sub_id, sub, context, stamp_dt, row["modified_at"]):
+            return no_content()
+    raise NgsiError("Conflict", f"subscription {sub_id} changed concurrently; try again", status=409)
+
+
+async def delete_subscription(request: Request) -> Response:
+    check_params(request, ())
+    broker = broker_of(request)
+    sub_id = _sub_id(request)
+    if not await broker.subscriptions.delete(tenant_of(request), sub_id):
+        raise not_found(f"subscription {sub_id} does not exist")
+    return no_content()
+
+
+routes = [
+    resource("/subscriptions", GET=query_subscriptions, POST=create_subscription),
+    resource("/subscriptions/{sub_id:path}", GET=retrieve_subscription, PATCH=update_subscription,
+             DELETE=delete_subscription),
+]

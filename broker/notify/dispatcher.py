@@ -1,0 +1,309 @@
+"""The dispatcher: reads the change log, matches each change against the registry, hands notifications to
+delivery, and keeps a durable cursor per partition so that no owed notification is lost.
+
+Partitions. A subscription belongs to partition ``crc32(tenant, id) % PARTS``. A broker process owns the
+partitions whose session advisory lock it holds (on a dedicated connection): at start it takes its share
+(``PARTS / workers``), later it also takes partitions nobody holds (a process that died released its locks
+with its connection). Only the owner notifies a partition's subscriptions, so several processes share the
+work without sending anything twice; the owner alone keeps a subscription's order and throttling clock.
+
+Reading. ``seq`` values are drawn before their transactions commit, so a change can become visible after
+a higher one. The reader keeps ``pos`` (every change up to it is handled or known never to exist) and the
+set of higher seqs already handled. A missing seq is a gap: it is waited for until every transaction that
+was running when the gap was seen has ended (the snapshot's xmin passes the xmax recorded then); if it has
+not appeared by then, it never will (a rolled-back write). Every writer takes its transaction id before it
+draws a seq (the entity row is written first), which is what makes that test sound.
+
+Durability. A partition's cursor is written (every ``FLUSH_EVERY`` s) as the highest seq below which every
+change has been matched and each of its notifications delivered or finally failed. After a crash the owner
+resumes from there: notifications whose delivery was not confirmed are sent again (at least once; the same
+notification id, see ``broker.notify.payload``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from ..errors import NgsiError
+from ..model.operations import iso
+from ..model.values import now_iso
+from ..store import db
+from ..store.tenants import Tenants
+from ..subscriptions.store import SubscriptionStore
+from .delivery import HttpDelivery, Job
+from .payload import headers_of, notification, render_data, state_attrs
+from .registry import Registry
+from .rules import Event, Rule, event_of
+
+log = logging.getLogger(__name__)
+PARTS = 8
+LOCK_BASE = 7_260_431_930
+BATCH = 500
+POLL_INTERVAL = 0.02
+FLUSH_EVERY = 0.2
+GRAB_AFTER = 10.0  # seconds after start before taking partitions beyond this process's share
+
+_READ = ("SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax, "
+         "c.seq, c.tenant, c.payload FROM (SELECT pg_current_snapshot() AS s) x LEFT JOIN LATERAL "
+         "(SELECT seq, tenant, payload FROM ngsild.changes WHERE seq > $1 ORDER BY seq LIMIT $2) c ON true")
+_RANGE = "SELECT seq, tenant, payload FROM ngsild.changes WHERE seq > $1 AND seq <= $2 ORDER BY seq"
+
+
+def part_of(tenant: str, sub_id: str) -> int:
+    return zlib.crc32(f"{tenant}\x1f{sub_id}".encode()) % PARTS
+
+
+@dataclass
+class Part:
+    start: int          # changes up to here were handled before this process took the partition
+    saved: int
+    pending: Counter[int] = field(default_factory=Counter)  # change seq -> notifications not yet settled
+
+
+class Dispatcher:
+    def __init__(self, dsn: str, pool: asyncpg.Pool, tenants: Tenants, registry: Registry,
+                 store: SubscriptionStore, workers: int = 1) -> None:
+        self.dsn = dsn
+        self.pool = pool
+        self.tenants = tenants
+        self.registry = registry
+        self.store = store
+        self.share = math.ceil(PARTS / max(1, workers))
+        self.delivery = HttpDelivery(self._settled)
+        self.owned: dict[int, Part] = {}
+        self.pos = 0
+        self.seen: set[int] = set()
+        self.gaps: dict[int, int] = {}
+        self.last_sent: dict[tuple[str, str], float] = {}
+        self.stats: dict[tuple[str, str], list[Any]] = {}
+        self._conn: asyncpg.Connection | None = None
+        self._wake = asyncio.Event()
+        self._settle = asyncio.Event()  # outcomes to record: flush soon (readers of the counters wait)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = time.monotonic()
+
+    async def start(self) -> None:
+        await self.pool.execute(
+            "INSERT INTO ngsild.dispatch_cursors (part, seq) SELECT p, (SELECT coalesce(max(seq), 0) FROM "
+            "ngsild.changes) FROM generate_series(0, $1 - 1) p ON CONFLICT DO NOTHING", PARTS)
+        self._conn = await db.connect(self.dsn)
+        await self._acquire(self.share)
+        self.pos = min((p.start for p in self.owned.values()), default=None) or \
+            await self.pool.fetchval("SELECT min(seq) FROM ngsild.dispatch_cursors")
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._flush_forever())]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self._flush()
+        await self.delivery.close()
+        if self._conn is not None:
+            await self._conn.close()
+
+    def wake(self) -> None:
+        """A write committed in this process: look at the change log now rather than at the next poll."""
+        self._wake.set()
+
+    # ---- partitions -----------------------------------------------------------------------------------
+
+    async def _acquire(self, limit: int) -> list[int]:
+        assert self._conn is not None
+        taken = []
+        for part in range(PARTS):
+            if len(self.owned) >= limit:
+                break
+            if part in self.owned:
+                continue
+            if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_BASE + part):
+                start = await self._conn.fetchval("SELECT seq FROM ngsild.dispatch_cursors WHERE part = $1", part)
+                self.owned[part] = Part(start, start)
+                taken.append(part)
+        return taken
+
+    async def _maintain_partitions(self) -> None:
+        if self._conn is None or self._conn.is_closed():  # lost the locks with the connection
+            log.warning("dispatcher lost its partition connection; reconnecting")
+            self.owned.clear()
+            self._conn = await db.connect(self.dsn)
+            limit = self.share
+        elif time.monotonic() - self._started > GRAB_AFTER and len(self.owned) < PARTS:
+            limit = PARTS
+        else:
+            return
+        for part in await self._acquire(limit):
+            await self._catch_up(part)
+
+    async def _catch_up(self, part: int) -> None:
+        """A partition taken while running: replay what the reader has handled since its cursor."""
+        start = self.owned[part].start
+        upto = max(self.seen, default=self.pos)
+        if upto <= start:
+            return
+        rows = await self.pool.fetch(_RANGE, start, upto)
+        await self._dispatch([r for r in rows if r["seq"] <= self.pos or r["seq"] in self.seen], only=part)
+
+    # ---- reading ----------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        last_check = 0.0
+        while True:
+            try:
+                if time.monotonic() - last_check > 1.0:
+                    last_check = time.monotonic()
+                    await self._maintain_partitions()
+                full = await self._step()
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("dispatcher: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if not full:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                except asyncio.TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def _step(self) -> bool:
+        rows = await self.pool.fetch(_READ, self.pos, BATCH)
+        xmin, xmax = rows[0]["xmin"], rows[0]["xmax"]
+        fresh = [r for r in rows if r["seq"] is not None and r["seq"] not in self.seen]
+        if fresh and self.owned:
+            await self._dispatch(fresh)
+        self.seen.update(r["seq"] for r in fresh)
+        self._advance(xmin, xmax)
+        return len(rows) == BATCH and rows[-1]["seq"] is not None
+
+    def _advance(self, xmin: int, xmax: int) -> None:
+        while self.seen:
+            following = self.pos + 1
+            if following in self.seen:
+                self.seen.remove(following)
+                self.pos = following
+                continue
+            recorded = self.gaps.get(following)
+            if recorded is None:
+                self.gaps[following] = xmax
+                return
+            if xmin < recorded:
+                return
+            del self.gaps[following]  # every writer that could hold it has finished: it never existed
+            self.pos = following
+
+    # ---- matching ---------------------------------------------------------------------------------------
+
+    async def _dispatch(self, rows: list[Any], only: int | None = None) -> None:
+        now = now_iso()
+        found: list[tuple[int, Rule, Event, list[str]]] = []
+        for row in rows:
+            for entry in orjson.loads(row["payload"]):
+                event = event_of(entry)
+                for rule in self.registry.candidates(row["tenant"], event.types):
+                    part = part_of(rule.tenant, rule.id)
+                    owner = self.owned.get(part)
+                    if owner is None or row["seq"] <= owner.start or (only is not None and part != only):
+                        continue
+                    if rule.active(now):
+                        reasons = rule.reasons(event)
+                        if reasons:
+                            found.append((row["seq"], rule, event, reasons))
+        if found:
+            current = await self._current_rows(found)
+            for seq, rule, event, reasons in found:
+                self._notify(seq, rule, event, reasons, current.get((rule.tenant, event.entity_id)), now)
+
+    async def _current_rows(self, found: list[tuple[int, Rule, Event, list[str]]]) -> dict[tuple[str, str], Any]:
+        wanted: dict[str, set[str]] = {}
+        for _, rule, event, _ in found:
+            if not event.deleted:
+                wanted.setdefault(rule.tenant, set()).add(event.entity_id)
+        out = {}
+        for tenant, ids in wanted.items():
+            try:
+                schema = await self.tenants.schema(tenant, create=False)
+            except NgsiError:
+                continue
+            rows = await self.pool.fetch(
+                f"SELECT id, scopes, created_at, modified_at, attrs FROM {schema}.entities WHERE id = ANY($1)",
+                list(ids))
+            out.update(((tenant, r["id"]), r) for r in rows)
+        return out
+
+    def _notify(self, seq: int, rule: Rule, event: Event, reasons: list[str], current: Any, now: str) -> None:
+        attrs = state_attrs(event, current["attrs"] if current is not None else None)
+        scopes = current["scopes"] if current is not None else None
+        created = iso(current["created_at"]) if current is not None else event.at
+        modified = iso(current["modified_at"]) if current is not None else event.at
+        if not rule.accepts(attrs, scopes, created, modified):
+            return
+        key = (rule.tenant, rule.id)
+        throttling = rule.body.get("throttling")
+        if throttling is not None:
+            last = self.last_sent.get(key)
+            if last is not None and time.monotonic() - last < throttling:
+                return  # within the throttling period: not sent, now or later (5.2.12)
+        self.last_sent[key] = time.monotonic()
+        data = render_data(rule, event, current, attrs, reasons[0])
+        body = notification(rule, seq, event, reasons[0], data, now)
+        endpoint = rule.notification["endpoint"]
+        if not endpoint["uri"].startswith("http"):
+            return  # MQTT endpoints: not delivered yet (see the README)
+        part = part_of(rule.tenant, rule.id)
+        self.owned[part].pending[seq] += 1
+        self.delivery.submit(Job(rule.tenant, rule.id, seq, part, endpoint["uri"], headers_of(rule),
+                                 orjson.dumps(body), endpoint.get("timeout", 10.0)))
+
+    # ---- outcomes and the durable cursor ----------------------------------------------------------------
+
+    def _settled(self, job: Job, ok: bool, when: datetime, reason: str | None) -> None:
+        owner = self.owned.get(job.part)
+        if owner is not None:
+            owner.pending[job.seq] -= 1
+            if owner.pending[job.seq] <= 0:
+                del owner.pending[job.seq]
+        stats = self.stats.setdefault((job.tenant, job.sub_id), [0, 0, None, None, None])
+        stats[2] = when
+        if ok:
+            stats[0] += 1
+            stats[3] = when
+        else:
+            stats[1] += 1
+            stats[4] = when
+        self._wake.set()
+        self._settle.set()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._settle.wait(), FLUSH_EVERY)
+            except asyncio.TimeoutError:
+                pass
+            self._settle.clear()
+            try:
+                await self._flush()
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("dispatcher flush: %s", exc)
+
+    async def _flush(self) -> None:
+        stats, self.stats = self.stats, {}
+        if stats:
+            await self.store.add_stats([(t, s, *v) for (t, s), v in stats.items()])
+        for number, part in list(self.owned.items()):
+            cursor = self.pos
+            if part.pending:
+                cursor = min(cursor, min(part.pending) - 1)
+            cursor = max(cursor, part.start)
+            if cursor > part.saved:
+                await self.pool.execute("UPDATE ngsild.dispatch_cursors SET seq = $2 WHERE part = $1 AND seq < $2",
+                                        number, cursor)
+                part.saved = cursor

@@ -1,0 +1,162 @@
+"""The in-memory index of every tenant's subscriptions, kept in step with ``ngsild.subscriptions``.
+
+Each broker process loads all subscriptions at start, then LISTENs on the store's channel (a dedicated
+connection): an announcement names one (tenant, id), which is re-read and recompiled, so a change made
+through any process is in force everywhere a few milliseconds after it commits. A lost connection triggers
+a full reload once reconnected (announcements sent meanwhile are lost, the table is not).
+
+Lookup (``candidates``) narrows by entity type: rules whose selectors all name one plain type are filed
+under those types; the rest (type expressions, watchedAttributes-only) are checked for every change of the
+tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any
+
+import asyncpg
+
+from ..api.params import make_view
+from ..errors import NgsiError
+from ..jsonld import ContextResolver
+from ..store import db
+from ..subscriptions.store import CHANNEL, SEPARATOR, SubscriptionStore
+from .rules import Rule, compile_rule
+
+log = logging.getLogger(__name__)
+RECONNECT_DELAY = 1.0
+
+
+class Registry:
+    def __init__(self, dsn: str, store: SubscriptionStore, contexts: ContextResolver, base_url: str) -> None:
+        self.dsn = dsn
+        self.base_url = base_url  # where this broker serves hosted @contexts (links in notifications)
+        self.store = store
+        self.contexts = contexts
+        self.rules: dict[tuple[str, str], Rule] = {}
+        # tenant -> type IRI -> {id: rule}; tenant -> {id: rule} for rules not filed under types
+        self._by_type: dict[str, dict[str, dict[str, Rule]]] = defaultdict(lambda: defaultdict(dict))
+        self._any_type: dict[str, dict[str, Rule]] = defaultdict(dict)
+        self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
+        self._pending: set[tuple[str, str]] = set()
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        await self._connect()
+        await self.reload_all()
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._conn is not None:
+            await self._conn.close()
+
+    def candidates(self, tenant: str, types: list[str]) -> list[Rule]:
+        found = list(self._any_type[tenant].values()) if tenant in self._any_type else []
+        by_type = self._by_type.get(tenant)
+        if by_type:
+            if len(types) == 1:
+                found.extend(by_type[types[0]].values() if types[0] in by_type else ())
+            else:
+                seen: dict[str, Rule] = {}
+                for t in types:
+                    if t in by_type:
+                        seen.update(by_type[t])
+                found.extend(seen.values())
+        return found
+
+    # ---- keeping in step ------------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        self._conn = await db.connect(self.dsn)
+        await self._conn.add_listener(CHANNEL, self._announced)
+
+    def _announced(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        tenant, _, sub_id = payload.partition(SEPARATOR)
+        self._pending.add((tenant, sub_id))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self._conn is None or self._conn.is_closed():
+                await self._reconnect()
+                continue
+            pending, self._pending = self._pending, set()
+            for tenant, sub_id in pending:
+                try:
+                    row = await self.store.get(tenant, sub_id)
+                    await self._put(tenant, sub_id, row)
+                except (asyncpg.PostgresError, OSError) as exc:
+                    log.warning("reloading subscription %s failed: %s", sub_id, exc)
+                    self._pending.add((tenant, sub_id))
+
+    async def _reconnect(self) -> None:
+        try:
+            await self._connect()
+            await self.reload_all()
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("subscription channel reconnect failed: %s", exc)
+            await asyncio.sleep(RECONNECT_DELAY)
+            self._wake.set()
+
+    async def reload_all(self) -> None:
+        for rule in list(self.rules.values()):
+            self._remove(rule)
+        for row in await self.store.all():
+            rule = await self._compile(row)
+            if rule is not None:
+                self._add(rule)
+
+    async def _put(self, tenant: str, sub_id: str, row: asyncpg.Record | None) -> None:
+        old = self.rules.get((tenant, sub_id))
+        if old is not None:
+            self._remove(old)
+        rule = await self._compile(row) if row is not None else None
+        if rule is not None:
+            self._add(rule)
+
+    async def _compile(self, row: asyncpg.Record) -> Rule | None:
+        body = row["body"]
+        try:
+            ctx = await self.contexts.resolve(row["context"], row["tenant"])
+            notification = body["notification"]
+            options = {"sysAttrs"} if notification.get("sysAttrs") else set()
+            view = make_view(ctx, options, fmt=notification.get("format"),
+                             attrs=notification.get("attributes"), pick=notification.get("pick"),
+                             omit=notification.get("omit"), lang=body.get("lang"),
+                             datasets=body.get("datasetId"))
+            rule = compile_rule(row["tenant"], body, ctx, row["created_at"], view)
+            url = body.get("jsonldContext")
+            rule.notify_ctx = await self.contexts.resolve(url, row["tenant"]) if url else ctx
+            rule.link = url or await self.contexts.link_url(ctx, self.base_url, row["tenant"])
+            return rule
+        except NgsiError as exc:  # e.g. its @context is no longer available: it cannot match until it is
+            log.warning("subscription %s cannot be used: %s", body.get("id"), exc.detail)
+            return None
+        except Exception:  # a background task must outlive one bad row; the row stays for inspection
+            log.exception("subscription %s cannot be compiled", body.get("id"))
+            return None
+
+    def _add(self, rule: Rule) -> None:
+        self.rules[(rule.tenant, rule.id)] = rule
+        if rule.types_indexed:
+            for t in rule.types_indexed:
+                self._by_type[rule.tenant][t][rule.id] = rule
+        else:
+            self._any_type[rule.tenant][rule.id] = rule
+
+    def _remove(self, rule: Rule) -> None:
+        self.rules.pop((rule.tenant, rule.id), None)
+        for t in rule.types_indexed:
+            self._by_type[rule.tenant][t].pop(rule.id, None)
+        self._any_type[rule.tenant].pop(rule.id, None)

@@ -1,0 +1,174 @@
+"""Notifications (GS CIM 009 5.8.6, 5.3.1): a real webhook receiver in this process, the broker under test
+posting to it. The receiver listens on 127.0.0.1, so these tests need the broker on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, AsyncIterator
+
+import orjson
+import pytest
+from aiohttp import web
+
+from .ngsi import LD_JSON, Ngsi, entity, prop, rel, uid
+from .test_subscriptions import create_ok, path
+
+pytestmark = pytest.mark.local_broker
+
+
+class Receiver:
+    """Collects the POSTs made to ``/{name}``; ``/{name}`` answers with the status set for it."""
+
+    def __init__(self) -> None:
+        self.base = ""
+        self.got: dict[str, list[tuple[dict[str, str], Any]]] = {}
+        self.status: dict[str, int] = {}
+        self._arrived = asyncio.Condition()
+
+    def endpoint(self, status: int = 200) -> tuple[str, str]:
+        name = uuid.uuid4().hex
+        self.status[name] = status
+        return name, f"{self.base}/{name}"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = orjson.loads(await request.read())
+        async with self._arrived:
+            self.got.setdefault(name, []).append((dict(request.headers), body))
+            self._arrived.notify_all()
+        return web.Response(status=self.status.get(name, 200))
+
+    async def wait(self, name: str, count: int = 1, timeout: float = 10.0) -> list[tuple[dict[str, str], Any]]:
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.got.get(name, ())) >= count), timeout)
+        return self.got[name]
+
+    async def quiet(self, name: str, seconds: float = 0.6) -> list[Any]:
+        await asyncio.sleep(seconds)
+        return self.got.get(name, [])
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    app = web.Application()
+    app.router.add_post("/{name}", found.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    found.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    yield found
+    await runner.cleanup()
+
+
+def sub_for(url: str, type_: str, **members: Any) -> dict[str, Any]:
+    notification = members.pop("notification", {})
+    return {"id": uid("Subscription"), "type": "Subscription", "entities": [{"type": type_}],
+            "notification": {"endpoint": {"uri": url}, **notification}, **members}
+
+
+async def test_update_notifies_with_the_whole_entity(ngsi: Ngsi, receiver: Receiver) -> None:
+    type_ = "Car" + uuid.uuid4().hex[:8]
+    name, url = receiver.endpoint()
+    sub_id = await create_ok(ngsi, sub_for(url, type_, watchedAttributes=["speed"]))
+    car = await ngsi.create_ok(entity(type_, speed=prop(10), brand=prop("x")))
+    assert (await ngsi.request("PATCH", ngsi.entity_path(car) + "/attrs", body={"speed": prop(20)})).status == 204
+    # creation created "speed" (attributeCreated), the PATCH updated it (attributeUpdated): in that order
+    got = await receiver.wait(name, 2)
+    (h1, n1), (h2, n2) = got[:2]
+    assert n1["type"] == "Notification" and n1["subscriptionId"] == sub_id and n1["id"] != n2["id"]
+    assert n1["id"].startswith("urn:ngsi-ld:Notification:") and "notifiedAt" in n1
+    assert [n1["data"][0]["speed"]["value"], n2["data"][0]["speed"]["value"]] == [10, 20]
+    assert n2["data"][0]["brand"]["value"] == "x" and n2["data"][0]["type"] == type_
+    assert h1["Content-Type"] == "application/json" and "rel=\"http://www.w3.org/ns/json-ld#context\"" in h1["Link"]
+    # an attribute outside watchedAttributes does not notify
+    assert (await ngsi.request("PATCH", ngsi.entity_path(car) + "/attrs", body={"brand": prop("y")})).status == 204
+    assert len(await receiver.quiet(name)) == 2
+    stats = (await ngsi.request("GET", path(sub_id))).json["notification"]
+    assert stats["timesSent"] == 2 and stats["status"] == "ok" and "lastSuccess" in stats
+
+
+async def test_each_write_is_notified_with_its_own_value(ngsi: Ngsi, receiver: Receiver) -> None:
+    """Rapid writes: every write produces its notification, in order, carrying the value it wrote."""
+    type_ = "Sensor" + uuid.uuid4().hex[:8]
+    name, url = receiver.endpoint()
+    await create_ok(ngsi, sub_for(url, type_, notification={"format": "keyValues"}))
+    sensor = await ngsi.create_ok(entity(type_, t=prop(0)))
+    for i in range(1, 21):
+        reply = await ngsi.request("PATCH", ngsi.entity_path(sensor) + "/attrs/t", body={"value": i})
+        assert reply.status == 204
+    got = await receiver.wait(name, 21)
+    assert [n["data"][0]["t"] for _, n in got] == list(range(21))
+
+
+async def test_triggers_formats_and_deletions(ngsi: Ngsi, receiver: Receiver) -> None:
+    type_ = "Bldg" + uuid.uuid4().hex[:8]
+    name, url = receiver.endpoint()
+    triggers = ["entityCreated", "attributeDeleted", "entityDeleted"]
+    await create_ok(ngsi, sub_for(url, type_, notificationTrigger=triggers,
+                                  notification={"format": "normalized", "attributes": ["name", "owner"]}))
+    b = await ngsi.create_ok(entity(type_, name=prop("Tower"), owner=rel("urn:ngsi-ld:Person:1"), h=prop(3)))
+    assert (await ngsi.request("PATCH", ngsi.entity_path(b) + "/attrs", body={"h": prop(4)})).status == 204
+    assert (await ngsi.request("DELETE", ngsi.entity_path(b) + "/attrs/owner")).status == 204
+    assert (await ngsi.delete(b)).status == 204
+    got = [n for _, n in await receiver.wait(name, 3)]
+    assert [n["triggerReason"] for n in got] == triggers
+    created, attr_deleted, deleted = (n["data"][0] for n in got)
+    assert set(created) == {"id", "type", "name", "owner"}  # notification.attributes selects
+    assert attr_deleted["owner"] == {"type": "Relationship", "object": "urn:ngsi-ld:null"}
+    # entityDeleted: the entity's id, type and deletedAt (ETSI 046_21)
+    assert set(deleted) == {"id", "type", "deletedAt"} and deleted["id"] == b
+
+
+async def test_show_changes_sys_attrs_and_ld_json(ngsi: Ngsi, receiver: Receiver) -> None:
+    type_ = "Room" + uuid.uuid4().hex[:8]
+    name, url = receiver.endpoint()
+    room = await ngsi.create_ok(entity(type_, temp=prop(20)))
+    sub = sub_for(url, type_, notification={"showChanges": True, "sysAttrs": True})
+    sub["notification"]["endpoint"]["accept"] = LD_JSON
+    await create_ok(ngsi, sub)
+    assert (await ngsi.request("PATCH", ngsi.entity_path(room) + "/attrs", body={"temp": prop(21)})).status == 204
+    headers, body = (await receiver.wait(name))[0]
+    assert headers["Content-Type"] == LD_JSON and "@context" in body and "Link" not in headers
+    temp = body["data"][0]["temp"]
+    assert temp["value"] == 21 and temp["previousValue"] == 20 and "modifiedAt" in temp
+
+
+async def test_inactive_throttled_and_tenant(ngsi: Ngsi, receiver: Receiver) -> None:
+    type_ = "Lamp" + uuid.uuid4().hex[:8]
+    paused, paused_url = receiver.endpoint()
+    throttled, throttled_url = receiver.endpoint()
+    await create_ok(ngsi, sub_for(paused_url, type_, isActive=False))
+    await create_ok(ngsi, sub_for(throttled_url, type_, throttling=30))
+    lamp = await ngsi.create_ok(entity(type_, on=prop(True)))
+    for value in (False, True):
+        await ngsi.request("PATCH", ngsi.entity_path(lamp) + "/attrs", body={"on": prop(value)})
+    assert len(await receiver.wait(throttled)) == 1
+    assert len(await receiver.quiet(throttled)) == 1 and not receiver.got.get(paused)
+    tenant_name, tenant_url = receiver.endpoint()
+    await create_ok(ngsi, sub_for(tenant_url, type_), tenant="notif-tenant")
+    await ngsi.create_ok(entity(type_, on=prop(True)), tenant="notif-tenant")
+    headers, _ = (await receiver.wait(tenant_name))[0]
+    assert headers["NGSILD-Tenant"] == "notif-tenant"
+
+
+async def test_failing_receiver_is_counted_and_isolated(ngsi: Ngsi, receiver: Receiver) -> None:
+    """A receiver answering 404 fails (no retry for 4xx) and is counted; a dead port does not hold up a
+    healthy receiver of the same change."""
+    type_ = "Gate" + uuid.uuid4().hex[:8]
+    bad, bad_url = receiver.endpoint(status=404)
+    good, good_url = receiver.endpoint()
+    bad_id = await create_ok(ngsi, sub_for(bad_url, type_))
+    await create_ok(ngsi, sub_for("http://127.0.0.1:9/dead", type_))
+    await create_ok(ngsi, sub_for(good_url, type_))
+    await ngsi.create_ok(entity(type_, open=prop(True)))
+    await receiver.wait(good, 1, timeout=2.0)
+    await receiver.wait(bad, 1)
+    for _ in range(20):
+        stats = (await ngsi.request("GET", path(bad_id))).json["notification"]
+        if stats["timesFailed"]:
+            break
+        await asyncio.sleep(0.1)
+    assert stats["timesFailed"] == 1 and stats["status"] == "failed" and "lastFailure" in stats
