@@ -85,6 +85,7 @@ BAD = [
     ("negative throttling", lambda s: s.update(throttling=-1)),
     ("timeInterval with watchedAttributes", lambda s: s.update(timeInterval=5, watchedAttributes=["a"])),
     ("bad q", lambda s: s.update(q="a>>1")),
+    ("q regex PostgreSQL refuses", lambda s: s.update(q="a~=x{300}")),
     ("bad scopeQ", lambda s: s.update(scopeQ="/a//b")),
     ("bad geoQ", lambda s: s.update(geoQ={"georel": "near", "geometry": "Point", "coordinates": [1, 2]})),
     ("bad csf", lambda s: s.update(csf="((")),

@@ -9,11 +9,14 @@ from typing import Any
 from urllib.parse import quote
 from uuid import uuid4
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import NgsiError, not_found
 from ..model import values
+from ..query import Match, database_error, parse_q
+from ..query.q import terms
 from ..services import broker_of
 from ..subscriptions.model import apply_patch, parse_subscription, render_subscription
 from ..subscriptions.store import stats_of
@@ -34,11 +37,24 @@ def _sub_id(request: Request) -> str:
     return values.check_uri(raw, "subscription id")
 
 
-async def _check_context_url(request: Request, sub: dict[str, Any], tenant: str) -> None:
-    """A ``jsonldContext`` must be a context the broker can load now (5.8.1: 400 / 504 otherwise)."""
+async def _check_in_context(request: Request, sub: dict[str, Any], ctx: Any, tenant: str) -> None:
+    """What only the broker's context can tell: a ``jsonldContext`` must be a context the broker can load now
+    (5.8.1: 400 / 504 otherwise), and ``q`` must be a query PostgreSQL accepts (its regex dialect differs
+    from Python's; a subscription's q is matched in memory, by Python, and must mean the same as in a query)."""
+    broker = broker_of(request)
     url = sub.get("jsonldContext")
     if url is not None:
-        await broker_of(request).contexts.resolve(url, tenant)
+        await broker.contexts.resolve(url, tenant)
+    if "q" in sub:
+        patterns = [t.pattern for t in terms(parse_q(sub["q"])) if isinstance(t, Match)]
+        for pattern in patterns:
+            try:
+                await broker.pool.fetchval("SELECT '' ~ $1", pattern)
+            except asyncpg.PostgresError as exc:
+                problem = database_error(exc)
+                if problem is None:
+                    raise
+                raise problem from None
 
 
 async def create_subscription(request: Request) -> Response:
@@ -50,7 +66,7 @@ async def create_subscription(request: Request) -> Response:
     ctx = await broker.contexts.resolve(raw_context, tenant)
     stamp, stamp_dt = now()
     sub = parse_subscription(body, ctx, stamp)
-    await _check_context_url(request, sub, tenant)
+    await _check_in_context(request, sub, ctx, tenant)
     sub_id = sub.setdefault("id", f"urn:ngsi-ld:Subscription:{uuid4()}")
     sub = {"id": sub_id, **{k: v for k, v in sub.items() if k != "id"}}
     await broker.tenants.schema(tenant, create=True)
@@ -123,7 +139,7 @@ async def update_subscription(request: Request) -> Response:
             raise not_found(f"subscription {sub_id} does not exist")
         stamp, stamp_dt = now()
         sub = apply_patch(row["body"], body, ctx, stamp)
-        await _check_context_url(request, sub, tenant)
+        await _check_in_context(request, sub, ctx, tenant)
         context = raw_context if raw_context is not None else row["context"]
         if await broker.subscriptions.replace(tenant, sub_id, sub, context, stamp_dt, row["modified_at"]):
             return no_content()

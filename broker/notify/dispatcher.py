@@ -179,6 +179,7 @@ class Dispatcher:
         xmin, xmax = rows[0]["xmin"], rows[0]["xmax"]
         fresh = [r for r in rows if r["seq"] is not None and r["seq"] not in self.seen]
         if fresh and self.owned:
+            await self.registry.sync()  # subscriptions committed before these changes are in force
             await self._dispatch(fresh)
         self.seen.update(r["seq"] for r in fresh)
         self._advance(xmin, xmax)

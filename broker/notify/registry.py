@@ -70,6 +70,19 @@ class Registry:
                 found.extend(seen.values())
         return found
 
+    async def sync(self) -> None:
+        """Make every subscription change committed before now visible to ``candidates``.
+
+        PostgreSQL sends a listener its pending notifications before the answer to its next query, and asyncpg
+        runs the listener callbacks before it resumes the query's caller: so after one round trip on the
+        listening connection every announcement committed earlier is in ``_pending``. The dispatcher calls
+        this after reading changes, so a subscription created before a write always sees that write."""
+        if self._conn is None or self._conn.is_closed():
+            return
+        await self._conn.fetchval("SELECT 1")
+        await asyncio.sleep(0)
+        await self._reload_pending()
+
     # ---- keeping in step ------------------------------------------------------------------------------
 
     async def _connect(self) -> None:
@@ -91,14 +104,17 @@ class Registry:
             if self._conn is None or self._conn.is_closed():
                 await self._reconnect()
                 continue
-            pending, self._pending = self._pending, set()
-            for tenant, sub_id in pending:
-                try:
-                    row = await self.store.get(tenant, sub_id)
-                    await self._put(tenant, sub_id, row)
-                except (asyncpg.PostgresError, OSError) as exc:
-                    log.warning("reloading subscription %s failed: %s", sub_id, exc)
-                    self._pending.add((tenant, sub_id))
+            await self._reload_pending()
+
+    async def _reload_pending(self) -> None:
+        pending, self._pending = self._pending, set()
+        for tenant, sub_id in pending:
+            try:
+                row = await self.store.get(tenant, sub_id)
+                await self._put(tenant, sub_id, row)
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("reloading subscription %s failed: %s", sub_id, exc)
+                self._pending.add((tenant, sub_id))
 
     async def _reconnect(self) -> None:
         try:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from ..jsonld import Context
 from ..model.operations import iso
 from ..model.render import View
+from ..query.evaluate import EntityView, q_matcher, scope_matcher
 from ..query.q import parse_q
 from ..query.scope import parse_scope_q
 from ..query.types import TypeExpr, TypeName, parse_types
@@ -97,7 +98,7 @@ class Rule:
     watched: frozenset[str] | None
     triggers: frozenset[str]
     view: View
-    q: Callable[[Any], bool] | None = None
+    q: Callable[[EntityView], bool] | None = None
     scope: Callable[[list[str] | None], bool] | None = None
     types_indexed: frozenset[str] = field(default_factory=frozenset)  # exact types that can match (empty: any)
     notify_ctx: Context | None = None  # compacts notifications: jsonldContext's, else ctx
@@ -135,11 +136,7 @@ class Rule:
     def accepts(self, attrs: dict[str, Any], scopes: list[str] | None, created_at: str, modified_at: str) -> bool:
         if self.scope is not None and not self.scope(scopes):
             return False
-        if self.q is None:
-            return True
-        from ..query.evaluate import EntityView
-
-        return self.q(EntityView(attrs, created_at, modified_at))
+        return self.q is None or self.q(EntityView(attrs, created_at, modified_at))
 
 
 def compile_rule(tenant: str, body: dict[str, Any], ctx: Context, created_at: datetime, view: View) -> Rule:
@@ -154,8 +151,6 @@ def compile_rule(tenant: str, body: dict[str, Any], ctx: Context, created_at: da
     rule = Rule(tenant, body["id"], body, ctx, iso(created_at), selectors,
                 frozenset(body["watchedAttributes"]) if "watchedAttributes" in body else None,
                 frozenset(body.get("notificationTrigger", ())), view, types_indexed=frozenset(exact))
-    if "q" in body or "scopeQ" in body:
-        from ..query.evaluate import q_matcher, scope_matcher
     if "q" in body:
         rule.q = q_matcher(parse_q(body["q"]), ctx)
     if "scopeQ" in body:
