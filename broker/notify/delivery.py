@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -38,6 +38,7 @@ class Job:
     headers: dict[str, str]
     body: bytes
     timeout: float
+    notifier: dict[str, str] = field(default_factory=dict)  # endpoint.notifierInfo (MQTT-QoS, MQTT-Version)
 
 
 Outcome = Callable[[Job, bool, datetime, str | None], None]  # job, delivered, when, failure reason

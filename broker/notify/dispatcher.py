@@ -261,8 +261,9 @@ class Dispatcher:
             return  # MQTT endpoints: not delivered yet (see the README)
         part = part_of(rule.tenant, rule.id)
         self.owned[part].pending[seq] += 1
+        notifier = {p["key"]: p["value"] for p in endpoint.get("notifierInfo", ())}
         self.delivery.submit(Job(rule.tenant, rule.id, seq, part, endpoint["uri"], headers_of(rule),
-                                 orjson.dumps(body), endpoint.get("timeout", 10.0)))
+                                 orjson.dumps(body), endpoint.get("timeout", 10.0), notifier))
 
     # ---- outcomes and the durable cursor ----------------------------------------------------------------
 
