@@ -69,11 +69,12 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         subscriptions = SubscriptionStore(pool)
         registry = Registry(dsn, subscriptions, contexts, _own_url(settings))
         await registry.start()
-        dispatcher = Dispatcher(dsn, pool, tenants, registry, subscriptions, settings.workers)
+        postgis = await detect_postgis(pool)
+        dispatcher = Dispatcher(dsn, pool, tenants, registry, subscriptions, settings.workers, postgis)
         await dispatcher.start()
         entities.on_write = dispatcher.wake
         app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities), indexes,
-                                  subscriptions, await detect_postgis(pool))
+                                  subscriptions, postgis)
         pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds))
         tune_gc()
         log.info("broker ready")

@@ -179,3 +179,30 @@ async def test_failing_receiver_is_counted_and_isolated(ngsi: Ngsi, receiver: Re
     await receiver.wait(bad, 1)
     stats = await counters(ngsi, bad_id, "timesFailed", 1)
     assert stats.get("timesFailed") == 1 and stats["status"] == "failed" and "lastFailure" in stats
+
+
+async def test_time_interval_sends_the_matching_entities_periodically(ngsi: Ngsi, receiver: Receiver) -> None:
+    """5.8.6: with timeInterval, a notification every interval with the entities matching now (not on
+    changes); q filters them."""
+    type_ = "Meter" + uuid.uuid4().hex[:8]
+    name, url = receiver.endpoint()
+    a = await ngsi.create_ok(entity(type_, kwh=prop(5)))
+    await ngsi.create_ok(entity(type_, kwh=prop(50)))
+    await create_ok(ngsi, sub_for(url, type_, timeInterval=1, q="kwh<10", notification={"format": "keyValues"}))
+    got = await receiver.wait(name, 2, timeout=5.0)
+    assert [[e["id"] for e in n["data"]] for _, n in got[:2]] == [[a], [a]]
+    assert got[0][1]["data"][0]["kwh"] == 5
+
+
+async def test_geo_q_filters_change_notifications(ngsi: Ngsi, receiver: Receiver) -> None:
+    type_ = "Bus" + uuid.uuid4().hex[:8]
+    name, url = receiver.endpoint()
+    square = {"georel": "within", "geometry": "Polygon",
+              "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]]}
+    await create_ok(ngsi, sub_for(url, type_, geoQ=square, notificationTrigger=["entityCreated"]))
+    outside = entity(type_, location={"type": "GeoProperty", "value": {"type": "Point", "coordinates": [20, 20]}})
+    inside = entity(type_, location={"type": "GeoProperty", "value": {"type": "Point", "coordinates": [5, 5]}})
+    await ngsi.create_ok(outside)
+    await ngsi.create_ok(inside)
+    got = await receiver.wait(name)
+    assert len(await receiver.quiet(name)) == 1 and got[0][1]["data"][0]["id"] == inside["id"]

@@ -40,9 +40,11 @@ from ..model.operations import iso
 from ..model.values import now_iso
 from ..store import db
 from ..store.tenants import Tenants
+from ..subscriptions.model import status_of
 from ..subscriptions.store import SubscriptionStore
 from .delivery import HttpDelivery, Job
-from .payload import headers_of, notification, render_data, state_attrs
+from .payload import headers_of, notification, notification_of, render_data, state_attrs
+from .periodic import geo_matches, periodic_rows
 from .registry import Registry
 from .rules import Event, Rule, event_of
 
@@ -52,6 +54,7 @@ LOCK_BASE = 7_260_431_930
 BATCH = 500
 POLL_INTERVAL = 0.02
 FLUSH_EVERY = 0.2
+PERIODIC_TICK = 0.25  # how often periodic subscriptions are checked for being due
 GRAB_AFTER = 10.0  # seconds after start before taking partitions beyond this process's share
 
 _READ = ("SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax, "
@@ -73,12 +76,13 @@ class Part:
 
 class Dispatcher:
     def __init__(self, dsn: str, pool: asyncpg.Pool, tenants: Tenants, registry: Registry,
-                 store: SubscriptionStore, workers: int = 1) -> None:
+                 store: SubscriptionStore, workers: int = 1, postgis: bool = False) -> None:
         self.dsn = dsn
         self.pool = pool
         self.tenants = tenants
         self.registry = registry
         self.store = store
+        self.postgis = postgis
         self.share = math.ceil(PARTS / max(1, workers))
         self.delivery = HttpDelivery(self._settled)
         self.owned: dict[int, Part] = {}
@@ -101,7 +105,8 @@ class Dispatcher:
         await self._acquire(self.share)
         self.pos = min((p.start for p in self.owned.values()), default=None) or \
             await self.pool.fetchval("SELECT min(seq) FROM ngsild.dispatch_cursors")
-        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._flush_forever())]
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._flush_forever()),
+                       asyncio.create_task(self._periodic_forever())]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -219,9 +224,24 @@ class Dispatcher:
                         if reasons:
                             found.append((row["seq"], rule, event, reasons))
         if found:
+            found = await self._geo_filter(found)
             current = await self._current_rows(found)
             for seq, rule, event, reasons in found:
                 self._notify(seq, rule, event, reasons, current.get((rule.tenant, event.entity_id)), now)
+
+    async def _geo_filter(self, found: list[tuple[int, Rule, Event, list[str]]]
+                          ) -> list[tuple[int, Rule, Event, list[str]]]:
+        """Drop the matches whose entity is outside the rule's geoQ (one query per rule in the batch)."""
+        wanted: dict[tuple[str, str], tuple[Rule, set[str]]] = {}
+        for _, rule, event, _ in found:
+            if "geoQ" in rule.body and not event.deleted:
+                wanted.setdefault((rule.tenant, rule.id), (rule, set()))[1].add(event.entity_id)
+        if not wanted:
+            return found
+        inside = {key: await geo_matches(self.pool, self.tenants, rule, sorted(ids), self.postgis)
+                  for key, (rule, ids) in wanted.items()}
+        return [f for f in found if "geoQ" not in f[1].body or f[2].deleted
+                or f[2].entity_id in inside[(f[1].tenant, f[1].id)]]
 
     async def _current_rows(self, found: list[tuple[int, Rule, Event, list[str]]]) -> dict[tuple[str, str], Any]:
         wanted: dict[str, set[str]] = {}
@@ -255,21 +275,46 @@ class Dispatcher:
                 return  # within the throttling period: not sent, now or later (5.2.12)
         self.last_sent[key] = time.monotonic()
         data = render_data(rule, event, current, attrs, reasons[0])
-        body = notification(rule, seq, event, reasons[0], data, now)
+        self._send(rule, seq, notification(rule, seq, event, reasons[0], data, now), now)
+
+    def _send(self, rule: Rule, seq: int, body: dict[str, Any], now: str) -> None:
         endpoint = rule.notification["endpoint"]
         if not endpoint["uri"].startswith("http"):
             return  # MQTT endpoints: not delivered yet (see the README)
         part = part_of(rule.tenant, rule.id)
-        self.owned[part].pending[seq] += 1
+        if seq > 0:
+            self.owned[part].pending[seq] += 1
         notifier = {p["key"]: p["value"] for p in endpoint.get("notifierInfo", ())}
         self.delivery.submit(Job(rule.tenant, rule.id, seq, part, endpoint["uri"], headers_of(rule),
                                  orjson.dumps(body), endpoint.get("timeout", 10.0), notifier))
+
+    # ---- periodic notifications (timeInterval) -----------------------------------------------------------
+
+    async def _periodic_forever(self) -> None:
+        due: dict[tuple[str, str], float] = {}
+        while True:
+            await asyncio.sleep(PERIODIC_TICK)
+            now = now_iso()
+            for key, rule in list(self.registry.rules.items()):
+                interval = rule.body.get("timeInterval")
+                if interval is None or part_of(*key) not in self.owned or status_of(rule.body, now) != "active":
+                    continue
+                if time.monotonic() < due.get(key, 0.0):
+                    continue
+                due[key] = time.monotonic() + interval
+                try:
+                    rows = await periodic_rows(self.pool, self.tenants, rule, self.postgis)
+                except (asyncpg.PostgresError, OSError, NgsiError) as exc:
+                    log.warning("periodic notification of %s: %s", rule.id, exc)
+                    continue
+                if rows:
+                    self._send(rule, 0, notification_of(rule, rows, now), now)
 
     # ---- outcomes and the durable cursor ----------------------------------------------------------------
 
     def _settled(self, job: Job, ok: bool, when: datetime, reason: str | None) -> None:
         owner = self.owned.get(job.part)
-        if owner is not None:
+        if owner is not None and job.seq > 0:  # seq 0: a periodic notification, no change behind it
             owner.pending[job.seq] -= 1
             if owner.pending[job.seq] <= 0:
                 del owner.pending[job.seq]

@@ -56,7 +56,7 @@ def state_attrs(event: Event, current: dict[str, Any] | None) -> dict[str, Any]:
         return dict(event.entry.get("old") or {})
     attrs = dict(current or {})
     attrs.update(event.entry.get("new") or {})
-    for iri in event.attrs_deleted:
+    for iri in event.entry.get("removed") or ():
         attrs.pop(iri, None)
     return attrs
 
@@ -67,8 +67,9 @@ def shown_attrs(event: Event, attrs: dict[str, Any], show_changes: bool) -> dict
     out = {} if event.deleted else dict(attrs)
     removed = set(event.entry.get("removed") or ())
     for iri, before in old.items():
-        if event.deleted or iri in removed:
-            out[iri] = [_previous(_null_instance(i, event.at), i, show_changes) for i in before]
+        if event.deleted or iri in removed:  # the whole attribute: one Null (046_22_08)
+            first = {k: v for k, v in before[0].items() if k != "datasetId"} if before else {}
+            out[iri] = [_previous(_null_instance(first, event.at), first, show_changes)]
             continue
         if iri not in event.attrs_updated:
             continue
@@ -91,10 +92,10 @@ def _previous(inst: dict[str, Any], before: dict[str, Any], show: bool) -> dict[
 
 
 def render_data(rule: Rule, event: Event, current: Any, attrs: dict[str, Any], reason: str) -> dict[str, Any]:
-    """The entity of a notification, rendered with the subscription's view and @context. An entityDeleted
-    notification is the entity's id, type and deletedAt only."""
+    """The entity of a notification, rendered with the subscription's view and @context."""
     show = bool(rule.notification.get("showChanges")) and not event.created
-    shown = {} if reason == "entityDeleted" else shown_attrs(event, attrs, show)
+    # entityDeleted: id, type and deletedAt (046_21), and with showChanges the previous values (046_37)
+    shown = {} if reason == "entityDeleted" and not show else shown_attrs(event, attrs, show)
     if event.deleted and rule.watched is not None:
         shown = {k: v for k, v in shown.items() if k in rule.watched}
     row = {"id": event.entity_id, "types": event.types,
@@ -136,6 +137,19 @@ def notification(rule: Rule, seq: int, event: Event, reason: str, data: dict[str
     if accept == "application/ld+json":
         body["@context"] = rule.link
         data["@context"] = rule.link
+    return body
+
+
+def notification_of(rule: Rule, rows: list[Any], notified_at: str) -> dict[str, Any]:
+    """A periodic notification (timeInterval): the matching entities as they are now."""
+    ctx = rule.notify_ctx or rule.ctx
+    data = [render_entity(row, ctx, rule.view) for row in rows]
+    body = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": "Notification", "subscriptionId": rule.id,
+            "notifiedAt": notified_at, "data": data}
+    if rule.notification["endpoint"].get("accept") == "application/ld+json":
+        body["@context"] = rule.link
+        for item in data:
+            item["@context"] = rule.link
     return body
 
 
