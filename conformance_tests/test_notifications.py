@@ -206,3 +206,19 @@ async def test_geo_q_filters_change_notifications(ngsi: Ngsi, receiver: Receiver
     await ngsi.create_ok(inside)
     got = await receiver.wait(name)
     assert len(await receiver.quiet(name)) == 1 and got[0][1]["data"][0]["id"] == inside["id"]
+
+
+async def test_join_adds_the_linked_entities(ngsi: Ngsi, receiver: Receiver) -> None:
+    """4.5.23 in notifications: join=flat appends the Linked Entities to data, join=inline embeds them."""
+    type_ = "Shop" + uuid.uuid4().hex[:8]
+    city = await ngsi.create_ok(entity("City", population=prop(100)))
+    flat, flat_url = receiver.endpoint()
+    inline, inline_url = receiver.endpoint()
+    await create_ok(ngsi, sub_for(flat_url, type_, notification={"join": "flat", "joinLevel": 1}))
+    await create_ok(ngsi, sub_for(inline_url, type_, notification={"join": "inline"}))
+    shop = await ngsi.create_ok(entity(type_, locatedAt=rel(city)))
+    (_, n1), = await receiver.wait(flat)
+    assert [e["id"] for e in n1["data"]] == [shop, city]
+    (_, n2), = await receiver.wait(inline)
+    assert [e["id"] for e in n2["data"]] == [shop]
+    assert n2["data"][0]["locatedAt"]["entity"]["population"]["value"] == 100

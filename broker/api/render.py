@@ -19,9 +19,9 @@ from starlette.responses import Response
 from ..errors import not_found
 from ..jsonld import Context
 from ..model.geojson_out import DEFAULT_GEOMETRY, feature, feature_collection
-from ..model.render import Inline, View, kept_attributes, relationship_targets, render_entity
+from ..model.render import Inline, View, render_entity
 from ..services import broker_of
-from ..store.linked import fetch_by_ids
+from ..store.linked import collect_linked
 from .http import GEO_JSON, JSON, LD_JSON, json_response, link_header, tenant_of
 from .params import NO_JOIN, Join
 
@@ -65,37 +65,10 @@ def prefers_json_body(request: Request) -> bool:
 
 async def linked_entities(request: Request, rows: list[Any], view: View, join: Join
                           ) -> tuple[dict[str, Any], list[tuple[Any, View]]]:
-    """The Linked Entities of ``rows`` up to ``join.level`` levels: (rows by id, including ``rows``; the
-    linked ones in discovery order with the view each is rendered with)."""
+    """The Linked Entities of ``rows`` up to ``join.level`` levels (``broker.store.linked.collect_linked``)."""
     broker = broker_of(request)
-    tenant = tenant_of(request)
-    known: dict[str, Any] = {row["id"]: row for row in rows}
-    missing: set[str] = set()
-    found: list[tuple[Any, View]] = []
-    placed = set(known) | join.contained_by
-    frontier: list[tuple[Any, View]] = [(row, view) for row in rows]
-    for _ in range(join.level):
-        pairs: list[tuple[str, View]] = []
-        for row, row_view in frontier:
-            for iri, instances in kept_attributes(row, row_view):
-                targets = relationship_targets(instances)
-                if targets:
-                    sub = row_view.for_linked(iri)
-                    pairs += [(t, sub) for t in targets if t not in join.contained_by]
-        wanted = [t for t, _ in pairs if t not in known and t not in missing]
-        if wanted:
-            got = await fetch_by_ids(broker.pool, broker.tenants, tenant, wanted)
-            known.update(got)
-            missing.update(t for t in wanted if t not in got)
-        frontier = []
-        for target, sub in pairs:
-            if target in known and target not in placed:
-                placed.add(target)
-                frontier.append((known[target], sub))
-        found += frontier
-        if not frontier:
-            break
-    return known, found
+    return await collect_linked(broker.pool, broker.tenants, tenant_of(request), rows, view, join.level,
+                                frozenset(join.contained_by))
 
 
 async def render_rows(request: Request, rows: list[Any], ctx: Context, view: View, join: Join

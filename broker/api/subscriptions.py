@@ -15,10 +15,10 @@ from starlette.responses import Response
 
 from ..errors import NgsiError, not_found
 from ..model import values
-from ..query import Match, database_error, parse_q
+from ..query import Match, database_error
 from ..query.q import terms
 from ..services import broker_of
-from ..subscriptions.model import apply_patch, parse_subscription, render_subscription
+from ..subscriptions.model import apply_patch, parse_subscription, parse_subscription_q, render_subscription
 from ..subscriptions.store import stats_of
 from .http import JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content, read_json, tenant_of
 from .params import bool_param, check_params, link_context, now, options_of
@@ -46,7 +46,7 @@ async def _check_in_context(request: Request, sub: dict[str, Any], ctx: Any, ten
     if url is not None:
         await broker.contexts.resolve(url, tenant)
     if "q" in sub:
-        patterns = [t.pattern for t in terms(parse_q(sub["q"])) if isinstance(t, Match)]
+        patterns = [t.pattern for t in terms(parse_subscription_q(sub["q"])) if isinstance(t, Match)]
         for pattern in patterns:
             try:
                 await broker.pool.fetchval("SELECT '' ~ $1", pattern)

@@ -37,13 +37,15 @@ import orjson
 
 from ..errors import NgsiError
 from ..model.operations import iso
+from ..model.render import Inline, render_entity
 from ..model.values import now_iso
 from ..store import db
+from ..store.linked import collect_linked
 from ..store.tenants import Tenants
 from ..subscriptions.model import status_of
 from ..subscriptions.store import SubscriptionStore
 from .delivery import HttpDelivery, Job
-from .payload import headers_of, notification, notification_of, render_data, state_attrs
+from .payload import data_row, headers_of, notification, notification_of, render_data, state_attrs
 from .periodic import geo_matches, periodic_rows
 from .registry import Registry
 from .rules import Event, Rule, event_of
@@ -227,7 +229,7 @@ class Dispatcher:
             found = await self._geo_filter(found)
             current = await self._current_rows(found)
             for seq, rule, event, reasons in found:
-                self._notify(seq, rule, event, reasons, current.get((rule.tenant, event.entity_id)), now)
+                await self._notify(seq, rule, event, reasons, current.get((rule.tenant, event.entity_id)), now)
 
     async def _geo_filter(self, found: list[tuple[int, Rule, Event, list[str]]]
                           ) -> list[tuple[int, Rule, Event, list[str]]]:
@@ -260,7 +262,7 @@ class Dispatcher:
             out.update(((tenant, r["id"]), r) for r in rows)
         return out
 
-    def _notify(self, seq: int, rule: Rule, event: Event, reasons: list[str], current: Any, now: str) -> None:
+    async def _notify(self, seq: int, rule: Rule, event: Event, reasons: list[str], current: Any, now: str) -> None:
         attrs = state_attrs(event, current["attrs"] if current is not None else None)
         scopes = current["scopes"] if current is not None else None
         created = iso(current["created_at"]) if current is not None else event.at
@@ -274,8 +276,20 @@ class Dispatcher:
             if last is not None and time.monotonic() - last < throttling:
                 return  # within the throttling period: not sent, now or later (5.2.12)
         self.last_sent[key] = time.monotonic()
-        data = render_data(rule, event, current, attrs, reasons[0])
+        row = data_row(rule, event, current, attrs, reasons[0])
+        data = await self._render(rule, event, row)
         self._send(rule, seq, notification(rule, seq, event, reasons[0], data, now), now)
+
+    async def _render(self, rule: Rule, event: Event, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The notified entity and, with ``notification.join``, its Linked Entities (4.5.23)."""
+        join = rule.join
+        if join.mode is None:
+            return [render_data(rule, event, row)]
+        known, linked = await collect_linked(self.pool, self.tenants, rule.tenant, [row], rule.view, join.level)
+        if join.mode == "inline":
+            return [render_data(rule, event, row, Inline(known, join.level))]
+        ctx = rule.notify_ctx or rule.ctx
+        return [render_data(rule, event, row)] + [render_entity(r, ctx, sub) for r, sub in linked]
 
     def _send(self, rule: Rule, seq: int, body: dict[str, Any], now: str) -> None:
         endpoint = rule.notification["endpoint"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..model.render import render_entity
+from ..model.render import Inline, render_entity
 from .rules import Event, Rule
 
 NULL = "urn:ngsi-ld:null"
@@ -91,21 +91,29 @@ def _previous(inst: dict[str, Any], before: dict[str, Any], show: bool) -> dict[
     return {**inst, PREVIOUS[member]: before[member]}
 
 
-def render_data(rule: Rule, event: Event, current: Any, attrs: dict[str, Any], reason: str) -> dict[str, Any]:
-    """The entity of a notification, rendered with the subscription's view and @context."""
-    show = bool(rule.notification.get("showChanges")) and not event.created
+def data_row(rule: Rule, event: Event, current: Any, attrs: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The entity of a notification as a row (the internal form ``render_entity`` takes)."""
+    show = showing_changes(rule, event)
     # entityDeleted: id, type and deletedAt (046_21), and with showChanges the previous values (046_37)
     shown = {} if reason == "entityDeleted" and not show else shown_attrs(event, attrs, show)
     if event.deleted and rule.watched is not None:
         shown = {k: v for k, v in shown.items() if k in rule.watched}
-    row = {"id": event.entity_id, "types": event.types,
-           "scopes": current["scopes"] if current is not None else None,
-           "created_at": current["created_at"] if current is not None else event.at,
-           "modified_at": current["modified_at"] if current is not None else event.at,
-           "attrs": shown}
+    return {"id": event.entity_id, "types": event.types,
+            "scopes": current["scopes"] if current is not None else None,
+            "created_at": current["created_at"] if current is not None else event.at,
+            "modified_at": current["modified_at"] if current is not None else event.at,
+            "attrs": shown}
+
+
+def showing_changes(rule: Rule, event: Event) -> bool:
+    return bool(rule.notification.get("showChanges")) and not event.created
+
+
+def render_data(rule: Rule, event: Event, row: dict[str, Any], inline: Inline | None = None) -> dict[str, Any]:
+    """The notified entity rendered with the subscription's view and @context."""
     ctx = rule.notify_ctx or rule.ctx
-    out = render_entity(row, ctx, rule.view)
-    if show:
+    out = render_entity(row, ctx, rule.view, inline)
+    if showing_changes(rule, event):
         _compact_previous_vocab(out, ctx)
     if event.deleted:
         out["deletedAt"] = event.at
@@ -129,14 +137,15 @@ def _drop_deleted_at(out: dict[str, Any]) -> None:
                 inst.pop("deletedAt", None)
 
 
-def notification(rule: Rule, seq: int, event: Event, reason: str, data: dict[str, Any],
+def notification(rule: Rule, seq: int, event: Event, reason: str, data: list[dict[str, Any]],
                  notified_at: str) -> dict[str, Any]:
     body = {"id": notification_id(rule.tenant, rule.id, seq, event.entity_id), "type": "Notification",
-            "subscriptionId": rule.id, "notifiedAt": notified_at, "data": [data], "triggerReason": reason}
+            "subscriptionId": rule.id, "notifiedAt": notified_at, "data": data, "triggerReason": reason}
     accept = rule.notification["endpoint"].get("accept", "application/json")
     if accept == "application/ld+json":
         body["@context"] = rule.link
-        data["@context"] = rule.link
+        for item in data:
+            item["@context"] = rule.link
     return body
 
 

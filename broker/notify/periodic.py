@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from ..query.geo import parse_geo_q
-from ..query.q import parse_q
+from ..subscriptions.model import parse_subscription_q
 from ..query.scope import parse_scope_q
 from ..store.query import EntityQuery, Selector, matching_ids, run_query
 from ..store.tenants import Tenants
@@ -29,7 +29,7 @@ def query_of(rule: Rule) -> EntityQuery:
                           id_pattern=s.pattern.pattern if s.pattern is not None and not s.entity_id else None,
                           types=s.types) for s in rule.selectors]
     return EntityQuery(selectors=selectors,
-                       q=parse_q(body["q"]) if "q" in body else None,
+                       q=parse_subscription_q(body["q"]) if "q" in body else None,
                        scope_q=parse_scope_q(body["scopeQ"]) if "scopeQ" in body else None,
                        geo=parse_geo_q(body["geoQ"]) if "geoQ" in body else None,
                        limit=MAX_PERIODIC_ENTITIES)

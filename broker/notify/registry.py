@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from ..api.params import make_view
+from ..api.params import make_join, make_view
 from ..errors import NgsiError
 from ..jsonld import ContextResolver
 from ..store import db
@@ -152,6 +152,7 @@ class Registry:
                              omit=notification.get("omit"), lang=body.get("lang"),
                              datasets=body.get("datasetId"))
             rule = compile_rule(row["tenant"], body, ctx, row["created_at"], view)
+            rule.join = make_join(view, notification.get("join"), notification.get("joinLevel"))
             url = body.get("jsonldContext")
             rule.notify_ctx = await self.contexts.resolve(url, row["tenant"]) if url else ctx
             rule.link = url or await self.contexts.link_url(ctx, self.base_url, row["tenant"])

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
+from ..api.params import NO_JOIN, Join
 from ..jsonld import Context
 from ..model.operations import iso
 from ..model.render import View
 from ..query.evaluate import EntityView, q_matcher, scope_matcher
-from ..query.q import parse_q
 from ..query.scope import parse_scope_q
 from ..query.types import TypeExpr, TypeName, parse_types
-from ..subscriptions.model import status_of
+from ..subscriptions.model import parse_subscription_q, status_of
 
 ENTITY_TRIGGERS = ("entityCreated", "entityUpdated", "entityDeleted")
 
@@ -101,6 +101,7 @@ class Rule:
     q: Callable[[EntityView], bool] | None = None
     scope: Callable[[list[str] | None], bool] | None = None
     types_indexed: frozenset[str] = field(default_factory=frozenset)  # exact types that can match (empty: any)
+    join: Join = NO_JOIN               # notification.join / joinLevel
     notify_ctx: Context | None = None  # compacts notifications: jsonldContext's, else ctx
     link: str | None = None            # the context URL of notifications (Link header)
 
@@ -152,7 +153,7 @@ def compile_rule(tenant: str, body: dict[str, Any], ctx: Context, created_at: da
                 frozenset(body["watchedAttributes"]) if "watchedAttributes" in body else None,
                 frozenset(body.get("notificationTrigger", ())), view, types_indexed=frozenset(exact))
     if "q" in body:
-        rule.q = q_matcher(parse_q(body["q"]), ctx)
+        rule.q = q_matcher(parse_subscription_q(body["q"]), ctx)
     if "scopeQ" in body:
         rule.scope = scope_matcher(parse_scope_q(body["scopeQ"]))
     return rule

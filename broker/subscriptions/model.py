@@ -15,6 +15,7 @@ Status (5.2.12): ``paused`` when ``isActive`` is false, else ``expired`` once ``
 from __future__ import annotations
 
 import copy
+from urllib.parse import unquote
 from typing import Any
 
 from ..errors import bad_request, not_found
@@ -33,6 +34,8 @@ DEFAULT_TRIGGERS = ["attributeCreated", "attributeUpdated"]
 FORMATS = ("normalized", "keyValues", "simplified", "concise")
 ACCEPTS = ("application/json", "application/ld+json", "application/geo+json")
 SCHEMES = ("http", "https", "mqtt", "mqtts")
+JOINS = ("flat", "inline", "@none")
+MAX_JOIN_LEVEL = 10
 # the order members are rendered in (jsonb keeps object keys in its own order)
 ORDER = ("id", "type", "subscriptionName", "description", "entities", "watchedAttributes", "notificationTrigger",
          "timeInterval", "q", "geoQ", "scopeQ", "csf", "lang", "datasetId", "isActive", "expiresAt", "throttling",
@@ -226,9 +229,15 @@ def _query_text(name: str):  # type: ignore[no-untyped-def]
     def check(raw: Any, ctx: Context) -> str:
         if not isinstance(raw, str):
             raise bad_request(f"{name} must be a string")
-        parse_q(raw)
+        parse_subscription_q(raw)
         return raw
     return check
+
+
+def parse_subscription_q(text: str) -> Any:
+    """A subscription's ``q`` (or csf) as an AST. Clients write it as they would in a URL, percent-encoded
+    (the ETSI suite sends ``name=="Eiffel%20Tower"``): it is decoded first, as Orion-LD and Stellio do."""
+    return parse_q(unquote(text) if "%" in text else text)
 
 
 def _scope_q(raw: Any, ctx: Context) -> str:
@@ -279,6 +288,15 @@ def _notification(raw: Any, ctx: Context) -> dict[str, Any]:
     for name, tree in (("pick", picked), ("omit", omitted)):
         if tree is not None:
             out[name] = raw[name]
+    if "join" in raw:
+        if raw["join"] not in JOINS:
+            raise bad_request(f"notification.join must be one of {', '.join(JOINS)}")
+        out["join"] = raw["join"]
+    if "joinLevel" in raw:
+        level = raw["joinLevel"]
+        if type(level) is not int or not 1 <= level <= MAX_JOIN_LEVEL:
+            raise bad_request(f"notification.joinLevel must be an integer from 1 to {MAX_JOIN_LEVEL}")
+        out["joinLevel"] = level
     if "endpoint" not in raw or raw["endpoint"] is None:
         raise bad_request("notification.endpoint is mandatory")
     out["endpoint"] = _endpoint(raw["endpoint"])
