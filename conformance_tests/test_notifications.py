@@ -222,3 +222,18 @@ async def test_join_adds_the_linked_entities(ngsi: Ngsi, receiver: Receiver) -> 
     (_, n2), = await receiver.wait(inline)
     assert [e["id"] for e in n2["data"]] == [shop]
     assert n2["data"][0]["locatedAt"]["entity"]["population"]["value"] == 100
+
+
+async def test_geo_json_notifications(ngsi: Ngsi, receiver: Receiver) -> None:
+    type_ = "Tram" + uuid.uuid4().hex[:8]
+    name, url = receiver.endpoint()
+    sub = sub_for(url, type_)
+    sub["notification"]["endpoint"]["accept"] = "application/geo+json"
+    await create_ok(ngsi, sub)
+    tram = await ngsi.create_ok(entity(type_, location={"type": "GeoProperty",
+                                                        "value": {"type": "Point", "coordinates": [1, 2]}}))
+    headers, body = (await receiver.wait(name))[0]
+    assert headers["Content-Type"] == "application/geo+json"
+    assert body["data"]["type"] == "FeatureCollection"
+    (feature,) = body["data"]["features"]
+    assert feature["id"] == tram and feature["geometry"] == {"type": "Point", "coordinates": [1, 2]}

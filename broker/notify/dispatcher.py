@@ -37,6 +37,7 @@ import orjson
 
 from ..errors import NgsiError
 from ..model.operations import iso
+from ..model.geojson_out import DEFAULT_GEOMETRY, feature, feature_collection
 from ..model.render import Inline, render_entity
 from ..model.values import now_iso
 from ..store import db
@@ -57,7 +58,8 @@ BATCH = 500
 POLL_INTERVAL = 0.02
 FLUSH_EVERY = 0.2
 PERIODIC_TICK = 0.25  # how often periodic subscriptions are checked for being due
-GRAB_AFTER = 10.0  # seconds after start before taking partitions beyond this process's share
+GRAB_AFTER = 10.0
+GEO_JSON = "application/geo+json"  # seconds after start before taking partitions beyond this process's share
 
 _READ = ("SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax, "
          "c.seq, c.tenant, c.payload FROM (SELECT pg_current_snapshot() AS s) x LEFT JOIN LATERAL "
@@ -277,19 +279,22 @@ class Dispatcher:
                 return  # within the throttling period: not sent, now or later (5.2.12)
         self.last_sent[key] = time.monotonic()
         row = data_row(rule, event, current, attrs, reasons[0])
-        data = await self._render(rule, event, row)
+        pairs = await self._render(rule, event, row)
+        data: Any = [entity for entity, _ in pairs]
+        if rule.notification["endpoint"].get("accept") == GEO_JSON:  # 4.5.17: a FeatureCollection
+            data = feature_collection([feature(entity, r, DEFAULT_GEOMETRY) for entity, r in pairs])
         self._send(rule, seq, notification(rule, seq, event, reasons[0], data, now), now)
 
-    async def _render(self, rule: Rule, event: Event, row: dict[str, Any]) -> list[dict[str, Any]]:
-        """The notified entity and, with ``notification.join``, its Linked Entities (4.5.23)."""
+    async def _render(self, rule: Rule, event: Event, row: dict[str, Any]) -> list[tuple[dict[str, Any], Any]]:
+        """The notified entity and, with ``notification.join``, its Linked Entities (4.5.23), with their rows."""
         join = rule.join
         if join.mode is None:
-            return [render_data(rule, event, row)]
+            return [(render_data(rule, event, row), row)]
         known, linked = await collect_linked(self.pool, self.tenants, rule.tenant, [row], rule.view, join.level)
         if join.mode == "inline":
-            return [render_data(rule, event, row, Inline(known, join.level))]
+            return [(render_data(rule, event, row, Inline(known, join.level)), row)]
         ctx = rule.notify_ctx or rule.ctx
-        return [render_data(rule, event, row)] + [render_entity(r, ctx, sub) for r, sub in linked]
+        return [(render_data(rule, event, row), row)] + [(render_entity(r, ctx, sub), r) for r, sub in linked]
 
     def _send(self, rule: Rule, seq: int, body: dict[str, Any], now: str) -> None:
         endpoint = rule.notification["endpoint"]

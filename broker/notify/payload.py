@@ -137,8 +137,9 @@ def _drop_deleted_at(out: dict[str, Any]) -> None:
                 inst.pop("deletedAt", None)
 
 
-def notification(rule: Rule, seq: int, event: Event, reason: str, data: list[dict[str, Any]],
+def notification(rule: Rule, seq: int, event: Event, reason: str, data: Any,
                  notified_at: str) -> dict[str, Any]:
+    """``data``: the entities, or (geo+json) their FeatureCollection."""
     body = {"id": notification_id(rule.tenant, rule.id, seq, event.entity_id), "type": "Notification",
             "subscriptionId": rule.id, "notifiedAt": notified_at, "data": data, "triggerReason": reason}
     accept = rule.notification["endpoint"].get("accept", "application/json")
@@ -165,7 +166,8 @@ def notification_of(rule: Rule, rows: list[Any], notified_at: str) -> dict[str, 
 def headers_of(rule: Rule) -> dict[str, str]:
     endpoint = rule.notification["endpoint"]
     accept = endpoint.get("accept", "application/json")
-    headers = {"Content-Type": "application/ld+json" if accept == "application/ld+json" else "application/json"}
+    headers = {"Content-Type": accept if accept in ("application/ld+json", "application/geo+json")
+               else "application/json"}
     if accept != "application/ld+json" and rule.link:
         headers["Link"] = f'<{rule.link}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
     if rule.tenant:
