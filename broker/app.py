@@ -74,7 +74,7 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         await dispatcher.start()
         entities.on_write = dispatcher.wake
         app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities), indexes,
-                                  subscriptions, postgis)
+                                  subscriptions, postgis, dispatcher)
         pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds))
         tune_gc()
         log.info("broker ready")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from starlette.requests import Request
@@ -27,6 +28,7 @@ class Broker:
     indexes: IndexAdvisor
     subscriptions: SubscriptionStore
     postgis: bool = False  # the database has PostGIS (geo-queries use it; same answers without)
+    dispatcher: Any = None  # broker.notify.dispatcher.Dispatcher (its unflushed counters complete reads)
 
 
 def broker_of(request: Request) -> Broker:

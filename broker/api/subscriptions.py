@@ -87,6 +87,11 @@ async def _respond(request: Request, data: Any, headers: dict[str, str] | None =
     return json_response(data, headers=out_headers, media=media)
 
 
+def _stats(request: Request, row: Any) -> dict[str, Any]:
+    dispatcher = broker_of(request).dispatcher
+    return stats_of(row, dispatcher.unflushed(row["tenant"], row["id"]) if dispatcher is not None else [])
+
+
 async def query_subscriptions(request: Request) -> Response:
     check_params(request, ("limit", "offset", "count", "options"))
     broker = broker_of(request)
@@ -99,7 +104,7 @@ async def query_subscriptions(request: Request) -> Response:
     rows = await broker.subscriptions.page(tenant, limit, offset) if limit else []
     total = await broker.subscriptions.count(tenant)  # cheap here, and it makes the next link exact
     stamp, _ = now()
-    data = [render_subscription(r["body"], stats_of(r), ctx, stamp, sys_attrs=sys_attrs) for r in rows]
+    data = [render_subscription(r["body"], _stats(request, r), ctx, stamp, sys_attrs=sys_attrs) for r in rows]
     headers: dict[str, str] = {}
     if bool_param(request, "count"):
         headers["NGSILD-Results-Count"] = str(total)
@@ -120,7 +125,7 @@ async def retrieve_subscription(request: Request) -> Response:
         raise not_found(f"subscription {sub_id} does not exist")
     ctx = await link_context(request)
     stamp, _ = now()
-    return await _respond(request, render_subscription(row["body"], stats_of(row), ctx, stamp,
+    return await _respond(request, render_subscription(row["body"], _stats(request, row), ctx, stamp,
                                                        sys_attrs=sys_attrs))
 
 

@@ -46,6 +46,7 @@ from ..store.tenants import Tenants
 from ..subscriptions.model import status_of
 from ..subscriptions.store import SubscriptionStore
 from .delivery import HttpDelivery, Job
+from .mqtt import MqttDelivery
 from .payload import data_row, headers_of, notification, notification_of, render_data, state_attrs
 from .periodic import geo_matches, periodic_rows
 from .registry import Registry
@@ -59,6 +60,7 @@ POLL_INTERVAL = 0.02
 FLUSH_EVERY = 0.2
 PERIODIC_TICK = 0.25  # how often periodic subscriptions are checked for being due
 GRAB_AFTER = 10.0
+DELIVERY_TIMEOUT = 10.0  # seconds a delivery may take when the endpoint sets no timeout
 GEO_JSON = "application/geo+json"  # seconds after start before taking partitions beyond this process's share
 
 _READ = ("SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax, "
@@ -89,12 +91,14 @@ class Dispatcher:
         self.postgis = postgis
         self.share = math.ceil(PARTS / max(1, workers))
         self.delivery = HttpDelivery(self._settled)
+        self.mqtt = MqttDelivery(self._settled)
         self.owned: dict[int, Part] = {}
         self.pos = 0
         self.seen: set[int] = set()
         self.gaps: dict[int, int] = {}
         self.last_sent: dict[tuple[str, str], float] = {}
-        self.stats: dict[tuple[str, str], list[Any]] = {}
+        self.stats: dict[tuple[str, str], list[Any]] = {}     # outcomes not yet flushed
+        self._flushing: dict[tuple[str, str], list[Any]] = {}  # outcomes being written
         self._conn: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._settle = asyncio.Event()  # outcomes to record: flush soon (readers of the counters wait)
@@ -117,6 +121,7 @@ class Dispatcher:
             task.cancel()
         await self._flush()
         await self.delivery.close()
+        await self.mqtt.close()
         if self._conn is not None:
             await self._conn.close()
 
@@ -298,14 +303,15 @@ class Dispatcher:
 
     def _send(self, rule: Rule, seq: int, body: dict[str, Any], now: str) -> None:
         endpoint = rule.notification["endpoint"]
-        if not endpoint["uri"].startswith("http"):
-            return  # MQTT endpoints: not delivered yet (see the README)
         part = part_of(rule.tenant, rule.id)
         if seq > 0:
             self.owned[part].pending[seq] += 1
         notifier = {p["key"]: p["value"] for p in endpoint.get("notifierInfo", ())}
-        self.delivery.submit(Job(rule.tenant, rule.id, seq, part, endpoint["uri"], headers_of(rule),
-                                 orjson.dumps(body), endpoint.get("timeout", 10.0), notifier))
+        # endpoint.timeout is in milliseconds (5.2.15)
+        timeout = endpoint["timeout"] / 1000 if "timeout" in endpoint else DELIVERY_TIMEOUT
+        job = Job(rule.tenant, rule.id, seq, part, endpoint["uri"], headers_of(rule), orjson.dumps(body), timeout,
+                  notifier)
+        (self.mqtt if endpoint["uri"].startswith("mqtt") else self.delivery).submit(job)
 
     # ---- periodic notifications (timeInterval) -----------------------------------------------------------
 
@@ -337,16 +343,18 @@ class Dispatcher:
             owner.pending[job.seq] -= 1
             if owner.pending[job.seq] <= 0:
                 del owner.pending[job.seq]
-        stats = self.stats.setdefault((job.tenant, job.sub_id), [0, 0, None, None, None])
-        stats[2] = when
-        if ok:
-            stats[0] += 1
-            stats[3] = when
-        else:
-            stats[1] += 1
-            stats[4] = when
+        self._merge((job.tenant, job.sub_id), [1, 0, when, when, None] if ok else [0, 1, when, None, when])
         self._wake.set()
         self._settle.set()
+
+    def _merge(self, key: tuple[str, str], outcome: list[Any]) -> None:
+        """Add [sent, failed, last notification, last success, last failure] to the unflushed counters."""
+        stats = self.stats.setdefault(key, [0, 0, None, None, None])
+        stats[0] += outcome[0]
+        stats[1] += outcome[1]
+        for i in (2, 3, 4):
+            if outcome[i] is not None and (stats[i] is None or outcome[i] > stats[i]):
+                stats[i] = outcome[i]
 
     async def _flush_forever(self) -> None:
         while True:
@@ -360,10 +368,24 @@ class Dispatcher:
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("dispatcher flush: %s", exc)
 
+    def unflushed(self, tenant: str, sub_id: str) -> list[list[Any]]:
+        """Delivery outcomes of this process not yet in the database (what a read adds to the stored counters,
+        so that a client that has just received a notification sees it counted)."""
+        key = (tenant, sub_id)
+        return [found[key] for found in (self._flushing, self.stats) if key in found]
+
     async def _flush(self) -> None:
         stats, self.stats = self.stats, {}
         if stats:
-            await self.store.add_stats([(t, s, *v) for (t, s), v in stats.items()])
+            self._flushing = stats
+            try:
+                await self.store.add_stats([(t, s, *v) for (t, s), v in stats.items()])
+            except BaseException:
+                for key, value in stats.items():  # keep them for the next flush
+                    self._merge(key, value)
+                raise
+            finally:
+                self._flushing = {}
         for number, part in list(self.owned.items()):
             cursor = self.pos
             if part.pending:

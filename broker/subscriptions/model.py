@@ -330,6 +330,13 @@ def _endpoint(raw: Any) -> dict[str, Any]:
     for name in ("receiverInfo", "notifierInfo"):
         if name in raw:
             out[name] = _key_values(raw[name], f"notification.endpoint.{name}")
+    if scheme in ("mqtt", "mqtts"):  # topic, QoS and version must be usable before anything is notified
+        from ..notify.mqtt import parse_endpoint
+
+        try:
+            parse_endpoint(uri, {p["key"]: p["value"] for p in out.get("notifierInfo", ())})
+        except ValueError as exc:
+            raise bad_request(f"notification.endpoint: {exc}") from None
     return out
 
 

@@ -24,14 +24,17 @@ _COLUMNS = ("tenant, id, body, context, created_at, modified_at, times_sent, tim
 _ANNOUNCE = f"1 FROM {{}}, LATERAL pg_notify('{CHANNEL}', $1 || chr(31) || $2)"
 
 
-def stats_of(row: asyncpg.Record) -> dict[str, Any]:
-    """The broker-kept members of a row, as rendered (ISO 8601 strings)."""
+def stats_of(row: asyncpg.Record, unflushed: list[list[Any]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    """The broker-kept members of a row, as rendered (ISO 8601 strings), plus outcomes not yet written
+    (``[sent, failed, last notification, last success, last failure]`` lists)."""
     out: dict[str, Any] = {"createdAt": iso(row["created_at"]), "modifiedAt": iso(row["modified_at"]),
-                           "timesSent": row["times_sent"], "timesFailed": row["times_failed"]}
-    for column, name in (("last_notification", "lastNotification"), ("last_success", "lastSuccess"),
-                         ("last_failure", "lastFailure")):
-        if row[column] is not None:
-            out[name] = iso(row[column])
+                           "timesSent": row["times_sent"] + sum(u[0] for u in unflushed),
+                           "timesFailed": row["times_failed"] + sum(u[1] for u in unflushed)}
+    for i, (column, name) in enumerate((("last_notification", "lastNotification"), ("last_success", "lastSuccess"),
+                                        ("last_failure", "lastFailure")), start=2):
+        moments = [m for m in (row[column], *(u[i] for u in unflushed)) if m is not None]
+        if moments:
+            out[name] = iso(max(moments))
     return out
 
 
