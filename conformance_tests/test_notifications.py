@@ -237,3 +237,16 @@ async def test_geo_json_notifications(ngsi: Ngsi, receiver: Receiver) -> None:
     assert body["data"]["type"] == "FeatureCollection"
     (feature,) = body["data"]["features"]
     assert feature["id"] == tram and feature["geometry"] == {"type": "Point", "coordinates": [1, 2]}
+
+
+async def test_resumed_subscription_does_not_replay_what_it_missed(ngsi: Ngsi, receiver: Receiver) -> None:
+    type_ = "Pump" + uuid.uuid4().hex[:8]
+    name, url = receiver.endpoint()
+    sub_id = await create_ok(ngsi, sub_for(url, type_, isActive=False, notification={"format": "keyValues"}))
+    pump = await ngsi.create_ok(entity(type_, rpm=prop(1)))
+    await ngsi.request("PATCH", ngsi.entity_path(pump) + "/attrs", body={"rpm": prop(2)})
+    resume = {"type": "Subscription", "isActive": True}
+    assert (await ngsi.request("PATCH", path(sub_id), body=resume)).status == 204
+    await ngsi.request("PATCH", ngsi.entity_path(pump) + "/attrs", body={"rpm": prop(3)})
+    got = await receiver.wait(name)
+    assert [n["data"][0]["rpm"] for _, n in await receiver.quiet(name)] == [3] and len(got) == 1

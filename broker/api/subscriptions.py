@@ -18,7 +18,8 @@ from ..model import values
 from ..query import Match, database_error
 from ..query.q import terms
 from ..services import broker_of
-from ..subscriptions.model import apply_patch, parse_subscription, parse_subscription_q, render_subscription
+from ..subscriptions.model import (apply_patch, parse_subscription, parse_subscription_q, render_subscription,
+                                   status_of)
 from ..subscriptions.store import stats_of
 from .http import JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content, read_json, tenant_of
 from .params import bool_param, check_params, link_context, now, options_of
@@ -144,6 +145,8 @@ async def update_subscription(request: Request) -> Response:
             raise not_found(f"subscription {sub_id} does not exist")
         stamp, stamp_dt = now()
         sub = apply_patch(row["body"], body, ctx, stamp)
+        if status_of(row["body"], stamp) != "active" and status_of(sub, stamp) == "active":
+            sub["resumedAt"] = stamp  # changes made while it was paused or expired are never notified
         await _check_in_context(request, sub, ctx, tenant)
         context = raw_context if raw_context is not None else row["context"]
         if await broker.subscriptions.replace(tenant, sub_id, sub, context, stamp_dt, row["modified_at"]):

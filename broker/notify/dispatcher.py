@@ -181,6 +181,10 @@ class Dispatcher:
                 log.warning("dispatcher: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
+            except Exception:  # a bug must not end delivery for good: log it, retry the batch
+                log.exception("dispatcher step failed")
+                await asyncio.sleep(0.5)
+                continue
             if not full:
                 try:
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
@@ -236,7 +240,12 @@ class Dispatcher:
             found = await self._geo_filter(found)
             current = await self._current_rows(found)
             for seq, rule, event, reasons in found:
-                await self._notify(seq, rule, event, reasons, current.get((rule.tenant, event.entity_id)), now)
+                try:
+                    await self._notify(seq, rule, event, reasons, current.get((rule.tenant, event.entity_id)), now)
+                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+                    raise
+                except Exception:  # one subscription's failure (a bug) must not hold up the others
+                    log.exception("notification of %s for change %d failed", rule.id, seq)
 
     async def _geo_filter(self, found: list[tuple[int, Rule, Event, list[str]]]
                           ) -> list[tuple[int, Rule, Event, list[str]]]:

@@ -44,6 +44,7 @@ class Registry:
         self._conn: asyncpg.Connection | None = None
         self._pending: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
+        self._reloading = asyncio.Lock()
 
     async def start(self) -> None:
         await self._connect()
@@ -107,14 +108,16 @@ class Registry:
             await self._reload_pending()
 
     async def _reload_pending(self) -> None:
-        pending, self._pending = self._pending, set()
-        for tenant, sub_id in pending:
-            try:
-                row = await self.store.get(tenant, sub_id)
-                await self._put(tenant, sub_id, row)
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.warning("reloading subscription %s failed: %s", sub_id, exc)
-                self._pending.add((tenant, sub_id))
+        # one reload at a time: a sync() must wait for a reload the background task has already taken on
+        async with self._reloading:
+            pending, self._pending = self._pending, set()
+            for tenant, sub_id in pending:
+                try:
+                    row = await self.store.get(tenant, sub_id)
+                    await self._put(tenant, sub_id, row)
+                except (asyncpg.PostgresError, OSError) as exc:
+                    log.warning("reloading subscription %s failed: %s", sub_id, exc)
+                    self._pending.add((tenant, sub_id))
 
     async def _reconnect(self) -> None:
         try:

@@ -149,7 +149,9 @@ def compile_rule(tenant: str, body: dict[str, Any], ctx: Context, created_at: da
             exact = set()
             break
         exact.add(s.types.name)
-    rule = Rule(tenant, body["id"], body, ctx, iso(created_at), selectors,
+    # notified: changes made after its creation, and after its last resumption (5.2.12: no replay)
+    since = max(iso(created_at), body.get("resumedAt", ""))
+    rule = Rule(tenant, body["id"], body, ctx, since, selectors,
                 frozenset(body["watchedAttributes"]) if "watchedAttributes" in body else None,
                 frozenset(body.get("notificationTrigger", ())), view, types_indexed=frozenset(exact))
     if "q" in body:

@@ -8,6 +8,9 @@ subscription's own @context, kept beside the body). Members the broker keeps (``
 counters) and members 5.2.12 does not define are dropped on input, never stored. ``notificationTrigger`` is
 always present (default: attributeCreated, attributeUpdated, Table 5.2.12-1).
 
+``resumedAt`` (internal, never rendered): when a paused or expired subscription became active again; changes
+before it are not notified.
+
 Status (5.2.12): ``paused`` when ``isActive`` is false, else ``expired`` once ``expiresAt`` has passed, else
 ``active``; computed when read, so it never goes stale.
 """
