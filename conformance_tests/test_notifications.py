@@ -11,6 +11,8 @@ import orjson
 import pytest
 from aiohttp import web
 
+from broker.testing import free_port
+
 from .ngsi import LD_JSON, Ngsi, entity, prop, rel, uid
 from .test_subscriptions import create_ok, path
 
@@ -250,3 +252,60 @@ async def test_resumed_subscription_does_not_replay_what_it_missed(ngsi: Ngsi, r
     await ngsi.request("PATCH", ngsi.entity_path(pump) + "/attrs", body={"rpm": prop(3)})
     got = await receiver.wait(name)
     assert [n["data"][0]["rpm"] for _, n in await receiver.quiet(name)] == [3] and len(got) == 1
+
+
+async def test_receiver_down_then_back_gets_the_notification(ngsi: Ngsi, receiver: Receiver) -> None:
+    """Transport errors are retried with backoff: a receiver that comes up within the retries gets it."""
+    type_ = "Door" + uuid.uuid4().hex[:8]
+    port = free_port()
+    sub_id = await create_ok(ngsi, sub_for(f"http://127.0.0.1:{port}/late", type_))
+    await ngsi.create_ok(entity(type_, open=prop(True)))
+    await asyncio.sleep(0.3)  # the first attempt has failed by now
+    late = Receiver()
+    app = web.Application()
+    app.router.add_post("/{name}", late.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        assert len(await late.wait("late", 1, timeout=10)) == 1
+        stats = await counters(ngsi, sub_id, "timesSent", 1)
+        assert stats["timesSent"] == 1 and stats.get("timesFailed", 0) == 0
+    finally:
+        await runner.cleanup()
+
+
+async def test_hanging_receiver_times_out_without_holding_up_others(ngsi: Ngsi, receiver: Receiver) -> None:
+    type_ = "Fan" + uuid.uuid4().hex[:8]
+    hang = asyncio.Event()
+
+    async def hanging(request: web.Request) -> web.Response:
+        await hang.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hang", hanging)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        slow = sub_for(f"http://127.0.0.1:{port}/hang", type_)
+        slow["notification"]["endpoint"]["timeout"] = 200  # milliseconds (5.2.15)
+        slow_id = await create_ok(ngsi, slow)
+        name, url = receiver.endpoint()
+        await create_ok(ngsi, sub_for(url, type_, notification={"format": "keyValues"}))
+        fan = await ngsi.create_ok(entity(type_, speed=prop(0)))
+        for n in range(1, 6):
+            await ngsi.request("PATCH", ngsi.entity_path(fan) + "/attrs", body={"speed": prop(n)})
+        got = await receiver.wait(name, 6, timeout=3.0)  # the healthy receiver is not held up
+        assert [n["data"][0]["speed"] for _, n in got] == [0, 1, 2, 3, 4, 5]
+        stats = await counters(ngsi, slow_id, "timesFailed", 1)
+        assert stats.get("timesFailed", 0) >= 1 and stats["status"] == "failed"
+        metrics = await ngsi.request("GET", ngsi.root + "/metrics", absolute=True)
+        figures = dict(line.split() for line in metrics.body.decode().splitlines())
+        assert float(figures["ngsild_notifications_failed_total"]) >= 1
+        assert float(figures["ngsild_notifications_pending"]) >= 1  # the hanging receiver's backlog
+    finally:
+        hang.set()
+        await runner.cleanup()

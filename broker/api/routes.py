@@ -15,6 +15,13 @@ async def version(request: Request) -> Response:
     return json_response({"broker": "ngsild-broker", "version": __version__})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus text format: this process's notification figures (a dead receiver's drops show here)."""
+    figures = request.app.state.broker.dispatcher.metrics()
+    text = "".join(f"{name} {value}\n" for name, value in figures.items())
+    return Response(text, media_type="text/plain; version=0.0.4")
+
+
 def routes() -> list[Route | Mount]:
     api = [
         resource("/entities", GET=query.query_entities, POST=entities.create_entity,
@@ -35,4 +42,5 @@ def routes() -> list[Route | Mount]:
         *contexts.routes,
         *discovery.routes,
     ]
-    return [Route("/version", version, methods=["GET"]), Mount("/ngsi-ld/v1", routes=api)]
+    return [Route("/version", version, methods=["GET"]), Route("/metrics", metrics, methods=["GET"]),
+            Mount("/ngsi-ld/v1", routes=api)]
