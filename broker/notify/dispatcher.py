@@ -228,7 +228,7 @@ class Dispatcher:
         for row in rows:
             for entry in orjson.loads(row["payload"]):
                 event = event_of(entry)
-                for rule in self.registry.candidates(row["tenant"], event.types):
+                for rule in self.registry.candidates(row["tenant"], event.entity_id, event.types):
                     part = part_of(rule.tenant, rule.id)
                     owner = self.owned.get(part)
                     if owner is None or row["seq"] <= owner.start or (only is not None and part != only):

@@ -100,7 +100,8 @@ class Rule:
     view: View
     q: Callable[[EntityView], bool] | None = None
     scope: Callable[[list[str] | None], bool] | None = None
-    types_indexed: frozenset[str] = field(default_factory=frozenset)  # exact types that can match (empty: any)
+    # ("id", entity id) / ("type", type IRI) keys under which the registry files it; empty: check every change
+    index_keys: frozenset[tuple[str, str]] = field(default_factory=frozenset)
     join: Join = NO_JOIN               # notification.join / joinLevel
     notify_ctx: Context | None = None  # compacts notifications: jsonldContext's, else ctx
     link: str | None = None            # the context URL of notifications (Link header)
@@ -143,17 +144,20 @@ class Rule:
 def compile_rule(tenant: str, body: dict[str, Any], ctx: Context, created_at: datetime, view: View) -> Rule:
     selectors = [Selector(s.get("id"), re.compile(s["idPattern"]) if "idPattern" in s else None,
                           parse_types(s["type"])) for s in body.get("entities", ())]
-    exact = set()
-    for s in selectors:
-        if not isinstance(s.types, TypeName):
-            exact = set()
+    keys: set[tuple[str, str]] | None = set()
+    for s in selectors:  # a selector with an id is found by its id, one with a plain type by that type
+        if s.entity_id is not None:
+            keys.add(("id", s.entity_id))
+        elif isinstance(s.types, TypeName):
+            keys.add(("type", s.types.name))
+        else:
+            keys = None
             break
-        exact.add(s.types.name)
     # notified: changes made after its creation, and after its last resumption (5.2.12: no replay)
     since = max(iso(created_at), body.get("resumedAt", ""))
     rule = Rule(tenant, body["id"], body, ctx, since, selectors,
                 frozenset(body["watchedAttributes"]) if "watchedAttributes" in body else None,
-                frozenset(body.get("notificationTrigger", ())), view, types_indexed=frozenset(exact))
+                frozenset(body.get("notificationTrigger", ())), view, index_keys=frozenset(keys or ()))
     if "q" in body:
         rule.q = q_matcher(parse_subscription_q(body["q"]), ctx)
     if "scopeQ" in body:
