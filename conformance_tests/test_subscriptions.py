@@ -173,3 +173,14 @@ async def test_query_pages_and_count(ngsi: Ngsi) -> None:
     problem(await ngsi.request("GET", "/subscriptions", tenant="no-such-tenant-" + ids[0][-8:]), 404,
             "NonexistentTenant")
     problem(await ngsi.request("GET", "/subscriptions", params={"limit": "-1"}), 400, "BadRequestData")
+
+
+async def test_json_ld_context_member_names_the_creation_context(ngsi: Ngsi) -> None:
+    """5.2.12: without jsonldContext the subscription reports the @context it was created with, as a URL (an
+    ImplicitlyCreated @context for an inline one, served by /jsonldContexts)."""
+    sub = subscription()
+    sub["@context"] = {"Vehicle": "https://example.org/inline/Vehicle"}
+    sub_id = await create_ok(ngsi, sub, ctype=LD_JSON)
+    url = (await ngsi.request("GET", path(sub_id))).json["jsonldContext"]
+    served = await ngsi.request("GET", url, absolute=True)
+    assert served.status == 200 and served.json["@context"] == sub["@context"]

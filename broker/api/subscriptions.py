@@ -24,7 +24,7 @@ from ..subscriptions.store import stats_of
 from .http import JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content, read_json, tenant_of
 from .params import bool_param, check_params, link_context, now, options_of
 from .query import int_param, page_links
-from .render import context_headers
+from .render import base_url, context_headers
 from .resource import resource
 
 PATCH_ATTEMPTS = 3
@@ -68,6 +68,8 @@ async def create_subscription(request: Request) -> Response:
     stamp, stamp_dt = now()
     sub = parse_subscription(body, ctx, stamp)
     await _check_in_context(request, sub, ctx, tenant)
+    if "jsonldContext" not in sub:  # 5.2.12: the @context notifications use; it is read back as a URL
+        sub["jsonldContext"] = await broker.contexts.link_url(ctx, base_url(request), tenant)
     sub_id = sub.setdefault("id", f"urn:ngsi-ld:Subscription:{uuid4()}")
     sub = {"id": sub_id, **{k: v for k, v in sub.items() if k != "id"}}
     await broker.tenants.schema(tenant, create=True)
@@ -100,6 +102,7 @@ async def query_subscriptions(request: Request) -> Response:
     limit = int_param(request, "limit", broker.settings.default_limit, broker.settings.max_limit)
     offset = int_param(request, "offset", 0)
     sys_attrs = "sysAttrs" in options_of(request, ("sysAttrs",))
+    negotiate(request, (JSON, LD_JSON))
     await broker.tenants.schema(tenant, create=False)
     ctx = await link_context(request)
     rows = await broker.subscriptions.page(tenant, limit, offset) if limit else []
@@ -121,6 +124,7 @@ async def retrieve_subscription(request: Request) -> Response:
     tenant = tenant_of(request)
     sub_id = _sub_id(request)
     sys_attrs = "sysAttrs" in options_of(request, ("sysAttrs",))
+    negotiate(request, (JSON, LD_JSON))  # 406 before anything is looked up
     row = await broker.subscriptions.get(tenant, sub_id)
     if row is None:
         raise not_found(f"subscription {sub_id} does not exist")
