@@ -156,8 +156,9 @@ class ContextResolver:
 
     # ---- resolution ------------------------------------------------------------------------------------
 
-    async def resolve(self, raw: Any, tenant: str = "") -> Context:
-        """The Context of a request's @context (None: the core context alone); counts stored-context uses."""
+    async def resolve(self, raw: Any, tenant: str = "", *, use: bool = True) -> Context:
+        """The Context of a request's @context (None: the core context alone); counts stored-context uses
+        (``use=False``: the broker's own re-reading, e.g. a stored subscription's context, is no use)."""
         if raw is None or raw == CORE_CONTEXT_URL:
             return self.core
         key = (tenant, canonical(raw))
@@ -167,7 +168,7 @@ class ContextResolver:
             self._remember(key, ctx)
         else:
             self._contexts.move_to_end(key)
-        if ctx.stored:
+        if ctx.stored and use:
             self.usage.hit(tenant, ctx.stored)
         return ctx
 

@@ -143,7 +143,7 @@ class Registry:
     async def _compile(self, row: asyncpg.Record) -> Rule | None:
         body = row["body"]
         try:
-            ctx = await self.contexts.resolve(row["context"], row["tenant"])
+            ctx = await self.contexts.resolve(row["context"], row["tenant"], use=False)
             notification = body["notification"]
             options = {"sysAttrs"} if notification.get("sysAttrs") else set()
             view = make_view(ctx, options, fmt=notification.get("format"),
@@ -153,7 +153,7 @@ class Registry:
             rule = compile_rule(row["tenant"], body, ctx, row["created_at"], view)
             rule.join = make_join(view, notification.get("join"), notification.get("joinLevel"))
             url = body.get("jsonldContext")
-            rule.notify_ctx = await self.contexts.resolve(url, row["tenant"]) if url else ctx
+            rule.notify_ctx = await self.contexts.resolve(url, row["tenant"], use=False) if url else ctx
             rule.link = url or await self.contexts.link_url(ctx, self.base_url, row["tenant"])
             return rule
         except NgsiError as exc:  # e.g. its @context is no longer available: it cannot match until it is

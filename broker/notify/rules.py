@@ -93,7 +93,7 @@ class Rule:
     id: str
     body: dict[str, Any]
     ctx: Context               # the subscription's @context: q terms, and notifications unless jsonldContext
-    created_at: str
+    since: str                 # changes before this (creation, last resumption) are never notified
     selectors: list[Selector]
     watched: frozenset[str] | None
     triggers: frozenset[str]
@@ -115,7 +115,7 @@ class Rule:
 
     def reasons(self, event: Event) -> list[str]:
         """The triggers of ``event`` this rule listens to (empty: it does not fire)."""
-        if event.at < self.created_at:
+        if event.at < self.since:
             return []
         if self.selectors and not any(s.matches(event.entity_id, set(event.types)) for s in self.selectors):
             return []
