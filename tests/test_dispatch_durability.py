@@ -134,3 +134,34 @@ async def test_two_processes_share_without_duplicates(dsn: str, http_client: aio
     finally:
         broker.stop()
         await runner.cleanup()
+
+
+async def test_a_surviving_instance_takes_over_a_dead_ones_partitions(dsn: str,
+                                                                      http_client: aiohttp.ClientSession) -> None:
+    """Two broker instances on one database: the first owns every partition; killed, its partitions (and
+    the notifications its acknowledged writes owed) pass to the second."""
+    receiver, runner = await start_receiver(delay=0.01)
+    first = BrokerProcess(dsn).start()
+    second = BrokerProcess(dsn).start()
+    try:
+        await subscribe(http_client, first.url, receiver.url, "Valve")
+        ids = [f"urn:ngsi-ld:Valve:{i}" for i in range(4)]
+        owed = set()
+        for entity_id in ids:
+            body = {"id": entity_id, "type": "Valve", "n": {"type": "Property", "value": -1}}
+            async with http_client.post(second.url + API + "/entities", json=body) as reply:
+                assert reply.status == 201
+            owed.add((entity_id, -1))
+        for n in range(100):
+            await asyncio.gather(*(write(http_client, second.url, i, n) for i in ids))
+            owed |= {(i, n) for i in ids}
+        assert first.proc is not None
+        first.proc.kill()
+        first.proc.wait()
+        assert not owed <= set(receiver.got), "the backlog drained before the kill: the test proves nothing"
+        assert await wait_for(lambda: owed <= set(receiver.got), 60), \
+            f"missing after failover: {sorted(owed - set(receiver.got))[:10]}"
+    finally:
+        first.stop()
+        second.stop()
+        await runner.cleanup()
