@@ -330,9 +330,9 @@ class Dispatcher:
         while True:
             await asyncio.sleep(PERIODIC_TICK)
             now = now_iso()
-            for key, rule in list(self.registry.rules.items()):
-                interval = rule.body.get("timeInterval")
-                if interval is None or part_of(*key) not in self.owned or status_of(rule.body, now) != "active":
+            for key, rule in list(self.registry.periodic.items()):
+                interval = rule.body["timeInterval"]
+                if part_of(*key) not in self.owned or status_of(rule.body, now) != "active":
                     continue
                 if time.monotonic() < due.get(key, 0.0):
                     continue

@@ -38,6 +38,7 @@ class Registry:
         self.store = store
         self.contexts = contexts
         self.rules: dict[tuple[str, str], Rule] = {}
+        self.periodic: dict[tuple[str, str], Rule] = {}  # the rules with timeInterval
         # tenant -> ("id", entity id) | ("type", type IRI) -> {id: rule}; tenant -> {id: rule} for unkeyed rules
         self._keyed: dict[str, dict[tuple[str, str], dict[str, Rule]]] = defaultdict(lambda: defaultdict(dict))
         self._any_type: dict[str, dict[str, Rule]] = defaultdict(dict)
@@ -165,6 +166,8 @@ class Registry:
 
     def _add(self, rule: Rule) -> None:
         self.rules[(rule.tenant, rule.id)] = rule
+        if "timeInterval" in rule.body:
+            self.periodic[(rule.tenant, rule.id)] = rule
         if rule.index_keys:
             for key in rule.index_keys:
                 self._keyed[rule.tenant][key][rule.id] = rule
@@ -173,6 +176,7 @@ class Registry:
 
     def _remove(self, rule: Rule) -> None:
         self.rules.pop((rule.tenant, rule.id), None)
+        self.periodic.pop((rule.tenant, rule.id), None)
         for key in rule.index_keys:
             self._keyed[rule.tenant][key].pop(rule.id, None)
         self._any_type[rule.tenant].pop(rule.id, None)
