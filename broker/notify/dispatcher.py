@@ -64,6 +64,7 @@ DELIVERY_TIMEOUT = 10.0  # seconds a delivery may take when the endpoint sets no
 GEO_JSON = "application/geo+json"  # seconds after start before taking partitions beyond this process's share
 
 _READ = ("SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax, "
+         "(SELECT v FROM ngsild.subscription_version) AS sv, "
          "c.seq, c.tenant, c.payload FROM (SELECT pg_current_snapshot() AS s) x LEFT JOIN LATERAL "
          "(SELECT seq, tenant, payload FROM ngsild.changes WHERE seq > $1 ORDER BY seq LIMIT $2) c ON true")
 _RANGE = "SELECT seq, tenant, payload FROM ngsild.changes WHERE seq > $1 AND seq <= $2 ORDER BY seq"
@@ -198,7 +199,8 @@ class Dispatcher:
         xmin, xmax = rows[0]["xmin"], rows[0]["xmax"]
         fresh = [r for r in rows if r["seq"] is not None and r["seq"] not in self.seen]
         if fresh and self.owned:
-            await self.registry.sync()  # subscriptions committed before these changes are in force
+            # subscription writes visible with these changes are in force before they are matched
+            await self.registry.sync_to(rows[0]["sv"])
             await self._dispatch(fresh)
         self.seen.update(r["seq"] for r in fresh)
         self._advance(xmin, xmax)

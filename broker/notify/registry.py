@@ -45,6 +45,8 @@ class Registry:
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._pending: set[tuple[str, str]] = set()
+        self._heard = 0    # the highest subscription version announced to this process
+        self.version = 0   # the version every change up to which is in force here
         self._wake = asyncio.Event()
         self._reloading = asyncio.Lock()
 
@@ -68,6 +70,16 @@ class Registry:
                     found.update(keyed[key])
         return list(found.values())
 
+    async def sync_to(self, version: int) -> None:
+        """``sync`` only if subscription writes up to ``version`` may not be in force yet."""
+        if version <= self.version:
+            return
+        if self._heard < version:  # its announcement is on the way: fetch it (see sync)
+            await self.sync()
+        else:
+            await self._reload_pending()
+        self.version = max(self.version, version)
+
     async def sync(self) -> None:
         """Make every subscription change committed before now visible to ``candidates``.
 
@@ -88,8 +100,9 @@ class Registry:
         await self._conn.add_listener(CHANNEL, self._announced)
 
     def _announced(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        tenant, _, sub_id = payload.partition(SEPARATOR)
+        tenant, sub_id, version = payload.split(SEPARATOR)
         self._pending.add((tenant, sub_id))
+        self._heard = max(self._heard, int(version))
         self._wake.set()
 
     async def _run(self) -> None:
@@ -128,7 +141,9 @@ class Registry:
     async def reload_all(self) -> None:
         for rule in list(self.rules.values()):
             self._remove(rule)
-        for row in await self.store.all():
+        version, rows = await self.store.all()
+        self.version = max(self.version, version)
+        for row in rows:
             rule = await self._compile(row)
             if rule is not None:
                 self._add(rule)

@@ -400,6 +400,13 @@ CREATE TABLE ngsild.dispatch_cursors (
     seq bigint NOT NULL
 );
 """),
+    (5, "subscription version", """
+-- Bumped by every subscription write, in its transaction: a dispatcher that reads a change together with a
+-- version its registry has not applied yet waits for the announcements first (broker.notify.registry.sync);
+-- otherwise it spares that round trip.
+CREATE TABLE ngsild.subscription_version (one boolean PRIMARY KEY DEFAULT true CHECK (one), v bigint NOT NULL);
+INSERT INTO ngsild.subscription_version (v) VALUES (0);
+"""),
 ]
 
 TENANT: list[tuple[int, str, str]] = [

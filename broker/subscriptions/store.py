@@ -20,8 +20,15 @@ CHANNEL = "ngsild_subscriptions"
 SEPARATOR = "\x1f"
 _COLUMNS = ("tenant, id, body, context, created_at, modified_at, times_sent, times_failed, last_notification, "
             "last_success, last_failure")
-# pg_notify returns void: as a FROM item it yields one row per announced change, so "done" is a row
-_ANNOUNCE = f"1 FROM {{}}, LATERAL pg_notify('{CHANNEL}', $1 || chr(31) || $2)"
+
+
+def _announced(name: str, write: str) -> str:
+    """``write`` (a data-modifying statement RETURNING a row when it did something) followed by the bump of
+    the subscription version and the announcement carrying it. pg_notify returns void: as a FROM item it
+    yields one row per announced change, so "done" is a row."""
+    return (f"WITH {name} AS ({write}), ver AS (UPDATE ngsild.subscription_version SET v = v + 1 "
+            f"WHERE EXISTS (SELECT 1 FROM {name}) RETURNING v) "
+            f"SELECT 1 FROM {name}, ver, LATERAL pg_notify('{CHANNEL}', $1 || chr(31) || $2 || chr(31) || ver.v) n")
 
 
 def stats_of(row: asyncpg.Record, unflushed: list[list[Any]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -44,9 +51,9 @@ class SubscriptionStore:
 
     async def create(self, tenant: str, sub_id: str, body: dict[str, Any], context: Any, at: datetime) -> None:
         done = await self.pool.fetchval(
-            "WITH i AS (INSERT INTO ngsild.subscriptions (tenant, id, body, context, created_at, modified_at) "
-            "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING RETURNING 1) "
-            "SELECT " + _ANNOUNCE.format("i"), tenant, sub_id, body, context, at)
+            _announced("i", "INSERT INTO ngsild.subscriptions (tenant, id, body, context, created_at, modified_at) "
+                            "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING RETURNING 1"),
+            tenant, sub_id, body, context, at)
         if done is None:
             raise already_exists(f"subscription {sub_id} already exists")
 
@@ -66,20 +73,22 @@ class SubscriptionStore:
                       expected_modified: datetime) -> bool:
         """Store the patched body if nobody changed the row since it was read (False: re-read and retry)."""
         done = await self.pool.fetchval(
-            "WITH u AS (UPDATE ngsild.subscriptions SET body = $3, context = $4, modified_at = $5 "
-            "WHERE tenant = $1 AND id = $2 AND modified_at = $6 RETURNING 1) "
-            "SELECT " + _ANNOUNCE.format("u"),
+            _announced("u", "UPDATE ngsild.subscriptions SET body = $3, context = $4, modified_at = $5 "
+                            "WHERE tenant = $1 AND id = $2 AND modified_at = $6 RETURNING 1"),
             tenant, sub_id, body, context, at, expected_modified)
         return done is not None
 
     async def delete(self, tenant: str, sub_id: str) -> bool:
         done = await self.pool.fetchval(
-            "WITH d AS (DELETE FROM ngsild.subscriptions WHERE tenant = $1 AND id = $2 RETURNING 1) "
-            "SELECT " + _ANNOUNCE.format("d"), tenant, sub_id)
+            _announced("d", "DELETE FROM ngsild.subscriptions WHERE tenant = $1 AND id = $2 RETURNING 1"),
+            tenant, sub_id)
         return done is not None
 
-    async def all(self) -> list[asyncpg.Record]:
-        return await self.pool.fetch(f"SELECT {_COLUMNS} FROM ngsild.subscriptions")
+    async def all(self) -> tuple[int, list[asyncpg.Record]]:
+        """The subscription version and every subscription, read in one snapshot."""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            version = await conn.fetchval("SELECT v FROM ngsild.subscription_version")
+            return version, await conn.fetch(f"SELECT {_COLUMNS} FROM ngsild.subscriptions")
 
     async def add_stats(self, rows: list[tuple[str, str, int, int, datetime | None, datetime | None,
                                                datetime | None]]) -> None:
