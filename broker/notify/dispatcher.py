@@ -44,7 +44,7 @@ from ..store import db
 from ..store.linked import collect_linked
 from ..store.tenants import Tenants
 from ..subscriptions.model import status_of
-from ..subscriptions.store import SubscriptionStore
+from ..subscriptions.store import CHANGES_CHANNEL, SubscriptionStore
 from .delivery import HttpDelivery, Job
 from .mqtt import MqttDelivery
 from .payload import data_row, headers_of, notification, notification_of, render_data, state_attrs
@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 PARTS = 8
 LOCK_BASE = 7_260_431_930
 BATCH = 500
-POLL_INTERVAL = 0.02
+POLL_INTERVAL = 0.02  # the longest wait for changes: a fallback, wake-ups come from the writes
+TELL_EVERY = 0.001
 FLUSH_EVERY = 0.2
 PERIODIC_TICK = 0.25  # how often periodic subscriptions are checked for being due
 GRAB_AFTER = 10.0
@@ -103,6 +104,7 @@ class Dispatcher:
         self._flushing: dict[tuple[str, str], list[Any]] = {}  # outcomes being written
         self._conn: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
+        self._tell = asyncio.Event()    # writes to announce to the other processes
         self._settle = asyncio.Event()  # outcomes to record: flush soon (readers of the counters wait)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = time.monotonic()
@@ -116,7 +118,8 @@ class Dispatcher:
         self.pos = min((p.start for p in self.owned.values()), default=None) or \
             await self.pool.fetchval("SELECT min(seq) FROM ngsild.dispatch_cursors")
         self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._flush_forever()),
-                       asyncio.create_task(self._periodic_forever())]
+                       asyncio.create_task(self._periodic_forever()), asyncio.create_task(self._tell_forever())]
+        self.registry.on_changes = self._wake.set
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -128,8 +131,23 @@ class Dispatcher:
             await self._conn.close()
 
     def wake(self) -> None:
-        """A write committed in this process: look at the change log now rather than at the next poll."""
+        """A write committed in this process: look at the change log now rather than at the next poll, and
+        tell the other processes (they may own the subscriptions it concerns)."""
         self._wake.set()
+        self._tell.set()
+
+    async def _tell_forever(self) -> None:
+        """At most one NOTIFY per ``TELL_EVERY``, outside any write's transaction (a NOTIFY in the write
+        itself would serialise the commits): other processes' dispatchers wake instead of waiting for
+        their next poll."""
+        while True:
+            await self._tell.wait()
+            self._tell.clear()
+            try:
+                await self.pool.execute(f"SELECT pg_notify('{CHANGES_CHANNEL}', '')")
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("dispatcher wake-up: %s", exc)
+            await asyncio.sleep(TELL_EVERY)
 
     # ---- partitions -----------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import Any, Callable
 
 import asyncpg
 
@@ -24,7 +24,7 @@ from ..api.params import make_join, make_view
 from ..errors import NgsiError
 from ..jsonld import ContextResolver
 from ..store import db
-from ..subscriptions.store import CHANNEL, SEPARATOR, SubscriptionStore
+from ..subscriptions.store import CHANGES_CHANNEL, CHANNEL, SEPARATOR, SubscriptionStore
 from .rules import Rule, compile_rule
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class Registry:
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._pending: set[tuple[str, str]] = set()
+        self.on_changes: Callable[[], None] = lambda: None  # some process committed writes (a wake-up)
         self._heard = 0    # the highest subscription version announced to this process
         self.version = 0   # the version every change up to which is in force here
         self._wake = asyncio.Event()
@@ -98,6 +99,10 @@ class Registry:
     async def _connect(self) -> None:
         self._conn = await db.connect(self.dsn)
         await self._conn.add_listener(CHANNEL, self._announced)
+        await self._conn.add_listener(CHANGES_CHANNEL, self._changes_announced)
+
+    def _changes_announced(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        self.on_changes()  # a process wrote: this one may own the subscriptions concerned
 
     def _announced(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         tenant, sub_id, version = payload.split(SEPARATOR)

@@ -17,6 +17,7 @@ from ..errors import already_exists
 from ..model.operations import iso
 
 CHANNEL = "ngsild_subscriptions"
+CHANGES_CHANNEL = "ngsild_changes"  # "there are new changes" (broker.notify.dispatcher), not per write
 SEPARATOR = "\x1f"
 _COLUMNS = ("tenant, id, body, context, created_at, modified_at, times_sent, times_failed, last_notification, "
             "last_success, last_failure")
