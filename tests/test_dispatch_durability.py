@@ -165,3 +165,51 @@ async def test_a_surviving_instance_takes_over_a_dead_ones_partitions(dsn: str,
         first.stop()
         second.stop()
         await runner.cleanup()
+
+
+async def test_a_dead_receiver_does_not_hold_the_cursor(dsn: str, http_client: aiohttp.ClientSession) -> None:
+    """A failing receiver's backlog does not keep its partition's cursor back (the change log stays
+    prunable, a restart does not re-send everything to its partition neighbours); deleting its subscription
+    drops the backlog."""
+    import asyncpg
+
+    broker = BrokerProcess(dsn).start()
+    try:
+        sub = {"type": "Subscription", "entities": [{"type": "Lamp"}],
+               "notification": {"endpoint": {"uri": "http://127.0.0.1:9/dead"}}}
+        async with http_client.post(broker.url + API + "/subscriptions", json=sub) as reply:
+            assert reply.status == 201
+            sub_path = reply.headers["Location"]
+        body = {"id": "urn:ngsi-ld:Lamp:1", "type": "Lamp", "n": {"type": "Property", "value": 0}}
+        async with http_client.post(broker.url + API + "/entities", json=body) as reply:
+            assert reply.status == 201
+        for n in range(1, 30):
+            await write(http_client, broker.url, "urn:ngsi-ld:Lamp:1", n)
+        conn = await asyncpg.connect(dsn)
+        try:
+            newest = await conn.fetchval("SELECT max(seq) FROM ngsild.changes")
+
+            async def cursor() -> int:
+                return await conn.fetchval("SELECT min(seq) FROM ngsild.dispatch_cursors")
+            for _ in range(50):
+                if await cursor() >= newest:
+                    break
+                await asyncio.sleep(0.1)
+            assert await cursor() >= newest
+        finally:
+            await conn.close()
+
+        async def pending() -> float:
+            async with http_client.get(broker.url + "/metrics") as reply:
+                figures = dict(line.split() for line in (await reply.text()).splitlines())
+            return float(figures["ngsild_notifications_pending"])
+        assert await pending() > 0  # still retrying the dead receiver
+        async with http_client.delete(broker.url + sub_path) as reply:
+            assert reply.status == 204
+        for _ in range(50):
+            if await pending() == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await pending() == 0
+    finally:
+        broker.stop()

@@ -45,7 +45,7 @@ from ..store.linked import collect_linked
 from ..store.tenants import Tenants
 from ..subscriptions.model import status_of
 from ..subscriptions.store import CHANGES_CHANNEL, SubscriptionStore
-from .delivery import HttpDelivery, Job
+from .delivery import HttpDelivery, Job, Queues
 from .mqtt import MqttDelivery
 from .payload import data_row, headers_of, notification, notification_of, render_data, state_attrs
 from .periodic import geo_matches, periodic_rows
@@ -94,6 +94,7 @@ class Dispatcher:
         self.share = math.ceil(PARTS / max(1, workers))
         self.delivery = HttpDelivery(self._settled)
         self.mqtt = MqttDelivery(self._settled)
+        self.delivery.on_trouble = self.mqtt.on_trouble = self._unpin
         self.owned: dict[int, Part] = {}
         self.pos = 0
         self.seen: set[int] = set()
@@ -120,6 +121,7 @@ class Dispatcher:
         self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._flush_forever()),
                        asyncio.create_task(self._periodic_forever()), asyncio.create_task(self._tell_forever())]
         self.registry.on_changes = self._wake.set
+        self.registry.on_deleted = self.forget
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -314,6 +316,10 @@ class Dispatcher:
             if last is not None and time.monotonic() - last < throttling:
                 return  # within the throttling period: not sent, now or later (5.2.12)
         self.last_sent[key] = time.monotonic()
+        delivery = self._delivery_of(rule.notification["endpoint"]["uri"])
+        if delivery.full(key):  # not rendered: it would be dropped (a dead receiver must not cost CPU)
+            delivery.enqueue(Job(rule.tenant, rule.id, seq, part_of(*key), "", {}, b"", 0.0))
+            return
         row = data_row(rule, event, current, attrs, reasons[0])
         pairs = await self._render(rule, event, row)
         data: Any = [entity for entity, _ in pairs]
@@ -335,14 +341,39 @@ class Dispatcher:
     def _send(self, rule: Rule, seq: int, body: dict[str, Any], now: str) -> None:
         endpoint = rule.notification["endpoint"]
         part = part_of(rule.tenant, rule.id)
-        if seq > 0:
-            self.owned[part].pending[seq] += 1
         notifier = {p["key"]: p["value"] for p in endpoint.get("notifierInfo", ())}
         # endpoint.timeout is in milliseconds (5.2.15)
         timeout = endpoint["timeout"] / 1000 if "timeout" in endpoint else DELIVERY_TIMEOUT
         job = Job(rule.tenant, rule.id, seq, part, endpoint["uri"], headers_of(rule), orjson.dumps(body), timeout,
                   notifier)
-        (self.mqtt if endpoint["uri"].startswith("mqtt") else self.delivery).submit(job)
+        delivery = self._delivery_of(endpoint["uri"])
+        # the cursor waits for a change's notifications unless the receiver is failing: a dead receiver must
+        # not hold every subscription of its partition (their notifications would be re-sent after a restart,
+        # and the change log could not be pruned); what it misses is counted in timesFailed
+        if seq > 0 and not delivery.failing((rule.tenant, rule.id)):
+            job.pinned = True
+            self.owned[part].pending[seq] += 1
+        delivery.submit(job)
+
+    def _delivery_of(self, uri: str) -> Queues:
+        return self.mqtt if uri.startswith("mqtt") else self.delivery
+
+    def _unpin(self, jobs: list[Job]) -> None:
+        """Stop the cursor waiting for these jobs (their receiver is failing, or their subscription is gone)."""
+        for job in jobs:
+            if job.pinned:
+                job.pinned = False
+                owner = self.owned.get(job.part)
+                if owner is not None:
+                    owner.pending[job.seq] -= 1
+                    if owner.pending[job.seq] <= 0:
+                        del owner.pending[job.seq]
+
+    def forget(self, tenant: str, sub_id: str) -> None:
+        """A subscription was deleted: drop what is queued for it."""
+        for delivery in (self.delivery, self.mqtt):
+            self._unpin(delivery.discard((tenant, sub_id)))
+        self.last_sent.pop((tenant, sub_id), None)
 
     # ---- periodic notifications (timeInterval) -----------------------------------------------------------
 
@@ -369,11 +400,7 @@ class Dispatcher:
     # ---- outcomes and the durable cursor ----------------------------------------------------------------
 
     def _settled(self, job: Job, ok: bool, when: datetime, reason: str | None) -> None:
-        owner = self.owned.get(job.part)
-        if owner is not None and job.seq > 0:  # seq 0: a periodic notification, no change behind it
-            owner.pending[job.seq] -= 1
-            if owner.pending[job.seq] <= 0:
-                del owner.pending[job.seq]
+        self._unpin([job])
         self._merge((job.tenant, job.sub_id), [1, 0, when, when, None] if ok else [0, 1, when, None, when])
         self.totals["sent" if ok else "failed"] += 1
         self._wake.set()

@@ -43,7 +43,7 @@ import orjson
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.storage import PersistentStorage
 
-from .delivery import BACKOFF, RETRIES, Job, Outcome
+from .delivery import BACKOFF, RETRIES, Job, Outcome, Queues, SubQueue
 
 log = logging.getLogger(__name__)
 WINDOW = 64  # messages of one subscription in flight at once
@@ -146,23 +146,14 @@ class _Conn:
         self.error = ""
 
 
-class _Queue:
-    def __init__(self) -> None:
-        self.jobs: deque[Job] = deque()
-        self.task: asyncio.Task[None] | None = None
-
-
-class MqttDelivery:
+class MqttDelivery(Queues):
     def __init__(self, on_outcome: Outcome, *, max_queue: int = 10_000, connect_timeout: float = CONNECT_TIMEOUT,
                  backoff: float = BACKOFF, window: int = WINDOW) -> None:
-        self.on_outcome = on_outcome
-        self.max_queue = max_queue
+        super().__init__(on_outcome, max_queue)
         self.connect_timeout = connect_timeout
         self.backoff = backoff
         self.window = window
-        self._queues: dict[tuple[str, str], _Queue] = {}
         self._conns: dict[Endpoint, _Conn] = {}
-        self.dropped = 0
 
     async def close(self) -> None:
         for queue in self._queues.values():
@@ -176,27 +167,16 @@ class MqttDelivery:
                 await self._discard(client)
         self._conns.clear()
 
-    def pending(self) -> int:
-        return sum(len(q.jobs) for q in self._queues.values())
-
     def submit(self, job: Job) -> None:
-        key = (job.tenant, job.sub_id)
-        queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = _Queue()
-        if len(queue.jobs) >= self.max_queue:
-            self.dropped += 1
-            log.warning("subscription %s: backlog of %d notifications, dropping one", job.sub_id, self.max_queue)
-            self.on_outcome(job, False, datetime.now(timezone.utc), "backlog full")
-            return
-        queue.jobs.append(job)
-        if queue.task is None or queue.task.done():
-            queue.task = asyncio.create_task(self._drain(key, queue))
+        queue = self.enqueue(job)
+        if queue is not None and (queue.task is None or queue.task.done()):
+            queue.task = asyncio.create_task(self._drain((job.tenant, job.sub_id), queue))
 
-    async def _drain(self, key: tuple[str, str], queue: _Queue) -> None:
+    async def _drain(self, key: tuple[str, str], queue: SubQueue) -> None:
         delay, attempt = self.backoff, 0
         while queue.jobs:
             failing, retry, reason, progress = await self._stream(queue)
+            self.trouble(queue, reason is not None and not progress)
             if reason is None or progress:  # the head has its own retries
                 delay, attempt = self.backoff, 0
             if reason is None:
@@ -212,10 +192,9 @@ class MqttDelivery:
             for _ in range(min(failing, len(queue.jobs))):
                 self.on_outcome(queue.jobs.popleft(), False, when, reason)
             delay, attempt = self.backoff, 0
-        if self._queues.get(key) is queue and not queue.jobs:
-            del self._queues[key]
+        self.finished(key, queue)
 
-    async def _stream(self, queue: _Queue) -> tuple[int, bool, str | None, bool]:
+    async def _stream(self, queue: SubQueue) -> tuple[int, bool, str | None, bool]:
         """Publish the queue's jobs that go where its head goes, up to ``window`` unacknowledged, settling each
         job as its acknowledgement arrives (they come in order). Return when the queue is empty or goes
         elsewhere (reason None), or at a failure: (jobs in flight, retry?, reason, any delivered?)."""

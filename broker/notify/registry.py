@@ -46,6 +46,7 @@ class Registry:
         self._conn: asyncpg.Connection | None = None
         self._pending: set[tuple[str, str]] = set()
         self.on_changes: Callable[[], None] = lambda: None  # some process committed writes (a wake-up)
+        self.on_deleted: Callable[[str, str], None] = lambda tenant, sub_id: None
         self._heard = 0    # the highest subscription version announced to this process
         self.version = 0   # the version every change up to which is in force here
         self._wake = asyncio.Event()
@@ -160,6 +161,8 @@ class Registry:
         rule = await self._compile(row) if row is not None else None
         if rule is not None:
             self._add(rule)
+        elif row is None:
+            self.on_deleted(tenant, sub_id)
 
     async def _compile(self, row: asyncpg.Record) -> Rule | None:
         body = row["body"]
