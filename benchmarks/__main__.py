@@ -22,7 +22,8 @@ from broker.testing import BrokerProcess, server_dsn
 from . import profiling
 from .loadgen import LoadResult
 from .scenarios import (MIN_RATIO, SCENARIOS, FloorProcess, LoadConfig, Scenario, _load, bench_database,
-                        concurrency_of, env_notes, measure, memory_kib, precheck, seed, server_notes)
+                        concurrency_of, env_notes, measure, memory_kib, precheck, seed, server_notes,
+                        text_table)
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -129,10 +130,7 @@ def render_table(rows: list[dict[str, Any]]) -> str:
             "-" if is_mem else _ok(row["value"], row["ratio"], row["target"]),
             "-" if is_mem else f"{row['p99_ms']:.0f} (floor {row['floor_p99_ms']:.0f})",
         ])
-    widths = [max(len(head[i]), *(len(line[i]) for line in lines)) for i in range(len(head))]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i in (0, 1, 4, 8, 9) else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *(fmt(line) for line in lines)])
+    return text_table(head, lines, right=(2, 3, 5, 6, 7))
 
 
 def profile_pass(scenarios: list[Scenario], broker: BrokerProcess, cfg: LoadConfig, out_dir: Path,

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -89,30 +90,31 @@ def server_notes(dsn: str) -> dict[str, str]:
 
 # --- servers ----------------------------------------------------------------------------------------------
 
-class FloorProcess:
-    """``python -m benchmarks.floor`` on a free port (mirrors ``broker.testing.BrokerProcess``)."""
+class ServerProcess:
+    """A helper server (``python -m benchmarks.<module>``) on a free port, ready once ``/version`` answers
+    (mirrors ``broker.testing.BrokerProcess``)."""
 
-    def __init__(self, dsn: str, *, pool_size: int = 16, scenario: str = "all", workers: int = 1) -> None:
+    def __init__(self, name: str, module: str, args: list[str]) -> None:
+        self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.cmd = [sys.executable, "-m", "benchmarks.floor", "--database-url", dsn, "--port", str(self.port),
-                    "--pool-size", str(pool_size), "--scenario", scenario, "--workers", str(workers)]
-        self.log = tempfile.NamedTemporaryFile(prefix="floor-", suffix=".log", delete=False)
+        self.cmd = [sys.executable, "-m", module, "--port", str(self.port), *args]
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> "FloorProcess":
+    def start(self, timeout: float = 30.0) -> "ServerProcess":
         self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"floor exited with {self.proc.returncode}:\n{self.output()}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
             try:
                 with urllib.request.urlopen(self.url + "/version", timeout=1):
                     return self
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"floor did not start within {timeout}s:\n{self.output()}")
+        raise RuntimeError(f"{self.name} did not start within {timeout}s:\n{self.output()}")
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
@@ -127,7 +129,15 @@ class FloorProcess:
                 self.proc.wait()
 
 
-def _children(pid: int) -> list[int]:
+class FloorProcess(ServerProcess):
+    """``python -m benchmarks.floor``."""
+
+    def __init__(self, dsn: str, *, pool_size: int = 16, scenario: str = "all", workers: int = 1) -> None:
+        super().__init__("floor", "benchmarks.floor", ["--database-url", dsn, "--pool-size", str(pool_size),
+                                                       "--scenario", scenario, "--workers", str(workers)])
+
+
+def children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -142,7 +152,7 @@ def _children(pid: int) -> list[int]:
 def memory_kib(pid: int) -> dict[str, int]:
     """``VmRSS`` (now) and ``VmHWM`` (peak) in KiB, summed over the process and its worker processes."""
     values: dict[str, int] = {"VmRSS": 0, "VmHWM": 0}
-    for proc in [pid, *_children(pid)]:
+    for proc in [pid, *children(pid)]:
         try:
             for line in Path(f"/proc/{proc}/status").read_text().splitlines():
                 key, _, rest = line.partition(":")
@@ -246,5 +256,14 @@ def env_notes() -> dict[str, str]:
     """Machine notes for the report."""
     model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                   if ln.startswith("model name")), "?")
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].split(" [")[0]
+    wrk = (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].split(" [")[0]
+           if shutil.which("wrk") else "wrk not installed")
     return {"cpus": str(os.cpu_count()), "cpu": model, "python": sys.version.split()[0], "wrk": wrk}
+
+
+def text_table(head: list[str], lines: list[list[str]], right: tuple[int, ...] = ()) -> str:
+    """A fixed-width table: a header, a rule, the lines; columns in ``right`` right-aligned."""
+    widths = [max(len(head[i]), *(len(line[i]) for line in lines)) for i in range(len(head))]
+    fmt = lambda cells: "  ".join(c.rjust(w) if i in right else c.ljust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *(fmt(line) for line in lines)])

@@ -1,0 +1,493 @@
+"""``python -m benchmarks.notifications``: HTTP notification throughput and latency, end to end.
+
+On a fresh ``bench_<random>`` database: the broker, a webhook receiver process (``benchmarks.receiver``:
+records each notification's arrival time, subscription, entity and ``speed`` value; plus a dead receiver
+that accepts connections and never answers) and ``--subscriptions`` seeded ``Vehicle``s. The load generator
+(aiohttp, in this process) PATCHes ``speed`` of the entities in turn, each write with a new value (a
+sequence number) so that the write (its response time, kept here) and its notification (its arrival time,
+kept by the receiver) join on (entity, value) after the run:
+
+1. one subscription per entity (``entities: [{id, type}]``), writes as fast as the broker accepts them
+   (``--concurrency`` in flight): notifications/s delivered, latency p50/p99 from the write's response to
+   the notification's arrival;
+2. the same at ``--rate`` writes/s, open loop (sent on schedule whatever is in flight): latency p50/p99;
+3. scenario 2 with one more subscription (every Vehicle) whose receiver never answers: healthy p99 / p99 of 2;
+4. PATCH/s as fast as possible (scenario 1's writes) / the same load before any subscription existed.
+
+Every scenario checks that each accepted write was notified exactly once (missing, duplicates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from broker.testing import BrokerProcess, free_port
+
+from . import payloads, profiling
+from .__main__ import DEFAULT_DSN, database_server, log
+from .queries import git_notes
+from .scenarios import (ServerProcess, _request, bench_database, children, env_notes, seed, server_notes,
+                        text_table)
+
+SUBSCRIPTIONS_PATH = "/ngsi-ld/v1/subscriptions"
+DEAD_SUB = "urn:ngsi-ld:Subscription:bench-dead"
+TARGET_NOTIFICATIONS = 5_000   # notifications/s delivered (scenario 1)
+TARGET_P99_MS = 50.0           # p99 at --rate writes/s (scenario 2)
+TARGET_DEAD_RATIO = 1.2        # healthy p99 with a dead receiver / without (scenario 3)
+TARGET_WRITE_RATIO = 0.7       # PATCH/s with the subscriptions / without (scenario 4)
+OPEN_LOOP_CAP = 256            # open loop: at most this many writes in flight (later ones count as "late")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.notifications", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds measured per scenario (default 20)")
+    p.add_argument("--warmup", type=float, default=3.0,
+                   help="seconds of load before the measured window of each scenario (default 3)")
+    p.add_argument("--subscriptions", type=int, default=10_000,
+                   help="entities, one subscription each (default 10000)")
+    p.add_argument("--rate", type=float, default=1000.0, help="writes/s of scenarios 2 and 3 (default 1000)")
+    p.add_argument("--concurrency", type=int, default=64,
+                   help="writes in flight in scenarios 1 and 4 (default 64)")
+    p.add_argument("--workers", type=int, default=2, help="broker processes (default 2: one per core)")
+    p.add_argument("--pool-size", type=int, default=16, help="database connections per broker process (16)")
+    p.add_argument("--database-url", default=DEFAULT_DSN,
+                   help=f"PostgreSQL server to create bench_<random> on (default {DEFAULT_DSN})")
+    p.add_argument("--embedded", action="store_true", help="use the broker's embedded PostgreSQL instead")
+    p.add_argument("--drain-timeout", type=float, default=120.0,
+                   help="seconds to wait after the load for the notifications still owed (default 120)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1,000 subscriptions, 5 s + 1 s warm-up")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the rows and per-scenario details to FILE")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="run scenarios 1 and 3 once more (not counted) under py-spy (each broker worker) into DIR")
+    p.add_argument("--broker-arg", action="append", default=[], metavar="ARG", help="extra broker argument")
+    p.add_argument("--broker-env", action="append", default=[], metavar="NAME=VALUE", help="extra broker env var")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.subscriptions, args.duration, args.warmup = 1_000, 5.0, 1.0
+    return args
+
+
+def sub_id(index: int) -> str:
+    return f"urn:ngsi-ld:Subscription:bench-{index}"
+
+
+def subscription(sid: str, selector: dict[str, str], uri: str) -> bytes:
+    return orjson.dumps({"id": sid, "type": "Subscription", "entities": [selector],
+                         "notification": {"endpoint": {"uri": uri, "accept": "application/json"}}})
+
+
+# --- load ---------------------------------------------------------------------------------------------------
+
+def arun(coro: Any) -> Any:
+    """``asyncio.run`` on uvloop when installed (the generator then costs less of the shared CPU)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+@dataclass
+class Writes:
+    """What one load run sent: successful writes keyed by (entity, value) with their response time."""
+
+    responded: dict[tuple[str, int], float] = field(default_factory=dict)
+    failed: int = 0
+    late: int = 0          # open loop: not sent on schedule because OPEN_LOOP_CAP writes were in flight
+    error: str = ""
+    start: float = 0.0     # monotonic seconds
+    end: float = 0.0
+
+
+class Driver:
+    """PATCH ``speed`` of ``ids`` in turn, each with the next value of one sequence shared by all runs."""
+
+    def __init__(self, base_url: str, ids: list[str]) -> None:
+        self.urls = [(i, f"{base_url}{payloads.ENTITIES_PATH}/{i}/attrs/speed") for i in ids]
+        self.turn = itertools.count()
+        self.values = itertools.count(1)
+
+    async def _one(self, session: aiohttp.ClientSession, out: Writes) -> None:
+        entity, url = self.urls[next(self.turn) % len(self.urls)]
+        value = next(self.values)
+        body = b'{"value":%d,"observedAt":"%s"}' % (value, payloads.OBSERVED_AT.encode())
+        try:
+            async with session.patch(url, data=body, headers=payloads.HEADERS) as resp:
+                reply = await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            out.failed += 1
+            out.error = out.error or f"{type(exc).__name__}: {exc}"
+            return
+        if resp.status == 204:
+            out.responded[(entity, value)] = time.monotonic()
+        else:
+            out.failed += 1
+            out.error = out.error or f"{resp.status}: {reply[:300]!r}"
+
+    async def run(self, seconds: float, *, concurrency: int = 64, rate: float | None = None) -> Writes:
+        """Closed loop (``concurrency`` in flight) or, with ``rate``, open loop at ``rate`` writes/s."""
+        out = Writes()
+        connector = aiohttp.TCPConnector(limit=OPEN_LOOP_CAP if rate else concurrency)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+            out.start = time.monotonic()
+            stop = out.start + seconds
+            if rate is None:
+                async def worker() -> None:
+                    while time.monotonic() < stop:
+                        await self._one(session, out)
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+            else:
+                pending: set[asyncio.Task[None]] = set()
+                sent = 0
+                while (now := time.monotonic()) < stop:
+                    for _ in range(int((now - out.start) * rate) + 1 - sent):
+                        if len(pending) < OPEN_LOOP_CAP:
+                            task = asyncio.create_task(self._one(session, out))
+                            pending.add(task)
+                            task.add_done_callback(pending.discard)
+                        else:
+                            out.late += 1
+                        sent += 1
+                    await asyncio.sleep(max(0.0, out.start + sent / rate - time.monotonic()))
+                await asyncio.gather(*pending)
+            out.end = time.monotonic()
+        return out
+
+
+async def _post_all(url: str, bodies: list[bytes], concurrency: int = 16) -> list[str]:
+    """POST every body (``concurrency`` in flight); the errors."""
+    errors: list[str] = []
+    queue = iter(bodies)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for body in queue:
+            async with session.post(url, data=body, headers=payloads.HEADERS) as resp:
+                if resp.status != 201:
+                    errors.append(f"{resp.status}: {(await resp.read())[:300]!r}")
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return errors
+
+
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process so far."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(cpu_of(pids).values())
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy so far (all cores; /proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
+def backends(database: str) -> list[int]:
+    """The PostgreSQL backends serving ``database`` (their process title names it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"postgres: ") \
+                    and f" {database} ".encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def wait_idle(broker: BrokerProcess, timeout: float = 600.0, busy: float = 0.2) -> float:
+    """Wait until the broker's processes used less than ``busy`` of a core in each of two consecutive
+    seconds (idle, it polls its change log: ~0.07); e.g. until its subscription registries have loaded
+    what was just created. The seconds waited."""
+    assert broker.proc is not None
+    pids = [broker.proc.pid, *children(broker.proc.pid)]
+    t0, quiet = time.monotonic(), 0
+    before = cpu_seconds(pids)
+    while time.monotonic() - t0 < timeout and quiet < 2:
+        time.sleep(1.0)
+        now = cpu_seconds(pids)
+        quiet = quiet + 1 if now - before < busy else 0
+        before = now
+    return round(time.monotonic() - t0, 1)
+
+
+# --- the receiver -------------------------------------------------------------------------------------------
+
+def receiver_get(receiver: ServerProcess, what: str) -> Any:
+    status, body = _request("GET", f"{receiver.url}/{what}")
+    if status != 200:
+        raise RuntimeError(f"receiver /{what}: {status} {body[:300]!r}")
+    return orjson.loads(body)
+
+
+def drain(receiver: ServerProcess, expected: int, timeout: float, quiet: float = 10.0) -> None:
+    """Wait until the receiver has ``expected`` records (then 1 s more, for duplicates), or nothing arrived
+    for ``quiet`` seconds, or ``timeout``."""
+    deadline, reached = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        state = receiver_get(receiver, "count")
+        if state["count"] >= expected:
+            reached = reached or time.monotonic()
+            if time.monotonic() - reached >= 1.0:
+                return
+        elif state["now"] - (state["last"] or state["now"]) >= quiet:
+            log(f"nothing arrived for {quiet:g} s: {state['count']:,} of {expected:,} notifications")
+            return
+        time.sleep(0.2)
+    log(f"WARNING: {expected - state['count']:,} notifications still missing after {timeout:.0f} s")
+
+
+def analyse(writes: Writes, records: list[list[Any]], warmup: float, sub_of: dict[str, str]) -> dict[str, Any]:
+    """Join writes and arrivals; figures over the measured window (after ``warmup``), checks over all."""
+    arrivals: Counter[tuple[str, int]] = Counter()
+    first: dict[tuple[str, int], float] = {}
+    last: dict[tuple[str, int], float] = {}
+    wrong_sub = 0
+    for at, sid, entity, value in records:
+        key = (entity, value)
+        arrivals[key] += 1
+        first[key], last[key] = min(at, first.get(key, at)), max(at, last.get(key, at))
+        wrong_sub += sub_of.get(entity) != sid
+    dup_gaps = sorted(last[k] - first[k] for k, n in arrivals.items() if n > 1)
+    w0, w1 = writes.start + warmup, writes.end
+    window = max(w1 - w0, 1e-9)
+    latencies = sorted(first[k] - t for k, t in writes.responded.items() if w0 <= t <= w1 and k in first)
+    pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) \
+        if latencies else None  # noqa: E731
+    final = max(first.values(), default=writes.end)
+    return {
+        "writes_ok": len(writes.responded), "writes_failed": writes.failed, "late": writes.late,
+        "write_error": writes.error,
+        "writes_per_s": round(sum(w0 <= t <= w1 for t in writes.responded.values()) / window, 1),
+        "delivered_per_s": round(sum(w0 <= at <= w1 for at, *_ in records) / window, 1),
+        "p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": pick(1.0), "measured": len(latencies),
+        "negative": sum(x < 0 for x in latencies),
+        "missing": sum(k not in arrivals for k in writes.responded),
+        "duplicates": sum(n - 1 for n in arrivals.values() if n > 1),
+        "unexpected": sum(n for k, n in arrivals.items() if k not in writes.responded),
+        "wrong_subscription": wrong_sub, "drain_s": round(max(0.0, final - writes.end), 2),
+        "duplicate_gap_s": [round(dup_gaps[0], 2), round(dup_gaps[len(dup_gaps) // 2], 2), round(dup_gaps[-1], 2)]
+        if dup_gaps else None,  # seconds between first and last arrival of a duplicated write: min, median, max
+    }
+
+
+# --- scenarios ----------------------------------------------------------------------------------------------
+
+def run_scenario(name: str, broker: BrokerProcess, driver: Driver, receiver: ServerProcess,
+                 args: argparse.Namespace, sub_of: dict[str, str], *, rate: float | None = None,
+                 notified: bool = True) -> dict[str, Any]:
+    idle_wait = wait_idle(broker)  # the previous scenario's work is over
+    receiver_get(receiver, "take")  # nothing left over from before
+    loadavg = float(Path("/proc/loadavg").read_text().split()[0])
+    assert broker.proc is not None and receiver.proc is not None
+    bpid, rpid = broker.proc.pid, receiver.proc.pid
+    groups = {"broker": lambda: [bpid, *children(bpid)], "postgres": lambda: backends(args.database),
+              "receiver": lambda: [rpid], "loadgen": lambda: [os.getpid()]}
+    cpu = {who: cpu_of(pids()) for who, pids in groups.items()}
+    machine = machine_busy_seconds()
+    writes = arun(driver.run(args.warmup + args.duration, concurrency=args.concurrency, rate=rate))
+    wall = writes.end - writes.start
+    cores = {who: round(sum(t - cpu[who].get(pid, 0.0) for pid, t in cpu_of(pids()).items()) / wall, 2)
+             for who, pids in groups.items()}  # processes started during the run count whole
+    cores["other"] = round((machine_busy_seconds() - machine) / wall - sum(cores.values()), 2)
+    if notified:
+        drain(receiver, len(writes.responded), args.drain_timeout)
+    records = receiver_get(receiver, "take")
+    result = analyse(writes, records, args.warmup, sub_of)
+    if not notified:
+        result = {k: v for k, v in result.items() if k.startswith("write") or k == "late"}
+    result.update(cores=cores, idle_wait_s=idle_wait, loadavg_before=loadavg)
+    log(f"{name}: " + ", ".join(f"{k} {v}" for k, v in result.items() if v not in ("", None)))
+    return result
+
+
+def profile_run(label: str, broker: BrokerProcess, driver: Driver, receiver: ServerProcess,
+                args: argparse.Namespace, rate: float | None = None) -> str:
+    """One more run of a scenario (not counted) with py-spy on each broker worker; the summaries."""
+    assert broker.proc is not None
+    args.profile.mkdir(parents=True, exist_ok=True)
+    pids = [pid for pid in children(broker.proc.pid)
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()] or [broker.proc.pid]
+    raws = [args.profile / f"scenario{label}-worker{pid}.txt" for pid in pids]
+    wait_idle(broker)
+    receiver_get(receiver, "take")
+    spies = [profiling.start(pid, args.duration, raw) for pid, raw in zip(pids, raws)]
+    writes = arun(driver.run(args.duration + 1, concurrency=args.concurrency, rate=rate))
+    for spy in spies:
+        spy.communicate(timeout=args.duration + 60)
+    drain(receiver, len(writes.responded), args.drain_timeout)
+    receiver_get(receiver, "take")
+    texts = []
+    for pid, raw in zip(pids, raws):
+        text = (f"== scenario {label} under py-spy, broker worker {pid} "
+                f"({len(writes.responded) / (writes.end - writes.start):,.0f} writes/s while sampled) ==\n"
+                + profiling.summarize(raw, duration=args.duration))
+        raw.with_suffix(".summary.txt").write_text(text + "\n")
+        texts.append(text)
+    return "\n\n".join(texts)
+
+
+def measure(args: argparse.Namespace, broker: BrokerProcess, receiver: ServerProcess, dead_port: int,
+            out: dict[str, Any]) -> None:
+    n = args.subscriptions
+    log(f"seeding {n:,} entities")
+    seed(broker.url, n, 1000)
+    ids = [payloads.seed_id(i) for i in range(n)]
+    sub_of = {e: sub_id(i) for i, e in enumerate(ids)}
+    driver = Driver(broker.url, ids)
+    scen = out["scenarios"]
+    scen["4-none"] = run_scenario("4: no subscriptions", broker, driver, receiver, args, sub_of, notified=False)
+    t0 = time.perf_counter()
+    notify_uri = f"{receiver.url}/notify"
+    errors = arun(_post_all(broker.url + SUBSCRIPTIONS_PATH, [
+        subscription(sub_of[e], {"id": e, "type": "Vehicle"}, notify_uri) for e in ids]))
+    if errors:
+        raise RuntimeError(f"{len(errors)} subscriptions not created, e.g. {errors[0]}")
+    out["subscriptions_created_s"] = round(time.perf_counter() - t0, 1)
+    out["subscriptions_settled_s"] = wait_idle(broker)
+    log(f"created {n:,} subscriptions in {out['subscriptions_created_s']} s; broker idle "
+        f"{out['subscriptions_settled_s']} s later")
+    scen["1"] = run_scenario("1: as fast as possible", broker, driver, receiver, args, sub_of)
+    if args.profile:
+        out["profile"] = profile_run("1", broker, driver, receiver, args)
+    scen["2"] = run_scenario(f"2: {args.rate:,.0f}/s", broker, driver, receiver, args, sub_of, rate=args.rate)
+    dead = subscription(DEAD_SUB, {"type": "Vehicle"}, f"http://127.0.0.1:{dead_port}/notify")
+    status, reply = _request("POST", broker.url + SUBSCRIPTIONS_PATH, dead, payloads.HEADERS)
+    if status != 201:
+        raise RuntimeError(f"dead-receiver subscription: {status} {reply[:300]!r}")
+    scen["3"] = run_scenario(f"3: {args.rate:,.0f}/s + dead receiver", broker, driver, receiver, args, sub_of,
+                             rate=args.rate)
+    if args.profile:
+        out["profile"] += "\n\n" + profile_run("3", broker, driver, receiver, args, rate=args.rate)
+    status, body = _request("GET", f"{broker.url}{SUBSCRIPTIONS_PATH}/{DEAD_SUB}")
+    out["dead_subscription"] = orjson.loads(body).get("notification") if status == 200 else None
+    _request("DELETE", f"{broker.url}{SUBSCRIPTIONS_PATH}/{DEAD_SUB}")
+
+
+# --- report -------------------------------------------------------------------------------------------------
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "NO")
+
+
+def rows_of(scen: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    s1, s2, s3, s4 = scen["1"], scen["2"], scen["3"], scen["4-none"]
+    reached = [s["writes_per_s"] >= 0.95 * args.rate and s["late"] <= 0.01 * (s["writes_ok"] + s["writes_failed"]
+               + s["late"]) for s in (s2, s3)]  # the open loop kept its schedule
+    p99_ratio = s3["p99_ms"] / s2["p99_ms"] if s3["p99_ms"] and s2["p99_ms"] else None
+    write_ratio = s1["writes_per_s"] / s4["writes_per_s"] if s4["writes_per_s"] else None
+    rate = f"{args.rate:,.0f}/s open loop"
+    return [
+        {"scenario": "1 notifications, writes as fast as accepted", "load": f"c{args.concurrency}", **s1,
+         "figure": f"{s1['delivered_per_s']:,.0f} notif/s", "target": f"≥ {TARGET_NOTIFICATIONS:,} notif/s",
+         "ok": s1["delivered_per_s"] >= TARGET_NOTIFICATIONS},
+        {"scenario": "2 latency at fixed rate", "load": rate, **s2,
+         "figure": f"p99 {_ms(s2['p99_ms'])} ms" + ("" if reached[0] else " (rate not reached)"),
+         "target": f"p99 < {TARGET_P99_MS:g} ms",
+         "ok": reached[0] and s2["p99_ms"] is not None and s2["p99_ms"] < TARGET_P99_MS},
+        {"scenario": "3 = 2 + one dead receiver (healthy p99)", "load": rate, **s3,
+         "figure": (f"p99 ratio {p99_ratio:.2f}" if p99_ratio else "-") + ("" if all(reached) else
+                                                                           " (rate not reached: moot)"),
+         "target": f"≤ {TARGET_DEAD_RATIO:g}x 2", "ratio": p99_ratio,
+         "ok": None if p99_ratio is None or not all(reached) else p99_ratio <= TARGET_DEAD_RATIO},
+        {"scenario": "4 PATCH/s without subscriptions (vs 1)", "load": f"c{args.concurrency}", **s4,
+         "figure": f"{s1['writes_per_s']:,.0f} / {s4['writes_per_s']:,.0f} = {write_ratio:.2f}"
+         if write_ratio else "-", "target": f"≥ {TARGET_WRITE_RATIO:g}", "ratio": write_ratio,
+         "ok": None if write_ratio is None else write_ratio >= TARGET_WRITE_RATIO},
+        {"scenario": "5 mqtt qos1 — not yet", "load": "-", "figure": "placeholder (MQTT delivery is being "
+         "written separately)", "target": "-", "ok": None},
+    ]
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    head = ["scenario", "load", "writes/s", "notif/s", "p50 ms", "p99 ms", "missing", "dup", "cores b/pg/r/g/other",
+            "figure", "target", "met?"]
+    lines = []
+    for r in rows:
+        num = lambda key: f"{r[key]:,.0f}" if r.get(key) is not None else "-"  # noqa: E731
+        lines.append([r["scenario"], r["load"], num("writes_per_s"), num("delivered_per_s"), _ms(r.get("p50_ms")),
+                      _ms(r.get("p99_ms")), num("missing"), num("duplicates"),
+                      "/".join(f"{c:.1f}" for c in r["cores"].values()) if r.get("cores") else "-", r["figure"],
+                      r["target"], _verdict(r["ok"])])
+    return text_table(head, lines, right=(2, 3, 4, 5, 6, 7))
+
+
+def notes_of(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for r in rows:
+        problems = {k: r.get(k) for k in ("writes_failed", "late", "unexpected", "wrong_subscription", "negative")}
+        if any(problems.values()) or r.get("missing") or r.get("duplicates"):
+            out.append(f"! {r['scenario']}: " + ", ".join(f"{k} {v:,}" for k, v in problems.items() if v)
+                       + (f"; e.g. {r['write_error']}" if r.get("write_error") else "")
+                       + ("; duplicates arrived {} / {} / {} s (min / median / max) after the first".format(
+                           *r["duplicate_gap_s"]) if r.get("duplicate_gap_s") else ""))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out: dict[str, Any] = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                           "scenarios": {}}
+    with database_server(args) as admin_dsn, bench_database(admin_dsn) as dsn:
+        args.database = dsn.rsplit("/", 1)[1]
+        out["env"] = {**env_notes(), **server_notes(dsn), **git_notes()}
+        dead_port = free_port()
+        receiver = ServerProcess("receiver", "benchmarks.receiver", ["--dead-port", str(dead_port)])
+        broker = BrokerProcess(dsn, env=dict(item.split("=", 1) for item in args.broker_env),
+                               args=["--pool-size", str(args.pool_size), "--workers", str(args.workers),
+                                     *args.broker_arg])
+        try:
+            receiver.start()
+            broker.start(timeout=120)
+            measure(args, broker, receiver, dead_port, out)
+        finally:
+            broker.stop()
+            receiver.stop()
+    rows = rows_of(out["scenarios"], args)
+    env = out["env"]
+    print(f"# {env['cpus']} CPUs ({env['cpu']}), Python {env['python']}, PostgreSQL {env['postgresql']} "
+          f"(shared_buffers {env['shared_buffers']}, synchronous_commit {env['synchronous_commit']}); broker, "
+          f"PostgreSQL, receiver and load generator share the machine; commit {env['commit']}"
+          + (f" + {env['dirty_files']} uncommitted files" if env["dirty_files"] != "0" else ""))
+    print(f"# {args.subscriptions:,} entities, one subscription each (created in {out['subscriptions_created_s']} s); "
+          f"broker --workers {args.workers} x pool {args.pool_size}; each scenario {args.warmup:g} s warm-up + "
+          f"{args.duration:g} s measured; latency = notification arrival - write response")
+    print(render(rows))
+    for line in notes_of(rows):
+        print(line)
+    if out.get("profile"):
+        print("\n" + out["profile"])
+    if args.json:
+        args.json.write_bytes(orjson.dumps({**out, "rows": rows}, option=orjson.OPT_INDENT_2) + b"\n")
+    return 0 if all(r["ok"] is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Webhook receivers for ``benchmarks.notifications``, run in their own process.
+
+``python -m benchmarks.receiver --port P --dead-port Q`` serves:
+
+* on P, an aiohttp app: ``POST /notify`` records, for every entity of the notification, its arrival time
+  (``time.monotonic()``: CLOCK_MONOTONIC, the same clock in every process of the machine), the
+  subscription id, the entity id and the value of the entity's ``speed`` attribute, and answers 204;
+  ``GET /count`` gives the number of records and the last arrival; ``GET /take`` returns the records
+  (``[[arrival, subscription, entity, value], ...]``) and forgets them; ``GET /version`` answers 200;
+* on Q, a dead receiver: it accepts TCP connections, reads whatever comes and never answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+Record = tuple[float, str, str, Any]
+
+
+def _speed(entity: dict[str, Any]) -> Any:
+    speed = entity.get("speed")
+    return speed.get("value") if isinstance(speed, dict) else speed  # normalized or keyValues
+
+
+def make_app() -> web.Application:
+    records: list[Record] = []
+    state = {"last": 0.0, "bad": 0}
+
+    async def notify(request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.monotonic()
+        try:
+            doc = orjson.loads(body)
+            sub = doc["subscriptionId"]
+            records.extend((now, sub, e["id"], _speed(e)) for e in doc["data"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            state["bad"] += 1
+        state["last"] = now
+        return web.Response(status=204)
+
+    async def count(request: web.Request) -> web.Response:
+        return web.json_response({"count": len(records), "last": state["last"], "bad": state["bad"],
+                                  "now": time.monotonic()})
+
+    async def take(request: web.Request) -> web.Response:
+        taken = records[:]
+        del records[:len(taken)]
+        return web.Response(body=orjson.dumps(taken), content_type="application/json")
+
+    async def version(request: web.Request) -> web.Response:
+        return web.json_response({"receiver": True})
+
+    app = web.Application(client_max_size=64 * 2**20)
+    app.add_routes([web.post("/notify", notify), web.get("/count", count), web.get("/take", take),
+                    web.get("/version", version)])
+    return app
+
+
+async def _dead(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while await reader.read(65536):  # read and discard until the peer gives up; never answer
+        pass
+    writer.close()
+
+
+async def serve(port: int, dead_port: int) -> None:
+    runner = web.AppRunner(make_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+    dead = await asyncio.start_server(_dead, "127.0.0.1", dead_port, backlog=1024)
+    async with dead:
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.receiver", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--dead-port", type=int, required=True)
+    args = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(args.port, args.dead_port))
+    else:
+        uvloop.run(serve(args.port, args.dead_port))
+
+
+if __name__ == "__main__":
+    main()
