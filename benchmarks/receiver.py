@@ -7,7 +7,9 @@
   subscription id, the entity id and the value of the entity's ``speed`` attribute, and answers 204;
   ``GET /count`` gives the number of records and the last arrival; ``GET /take`` returns the records
   (``[[arrival, subscription, entity, value], ...]``) and forgets them; ``GET /version`` answers 200;
-* on Q, a dead receiver: it accepts TCP connections, reads whatever comes and never answers.
+* on Q, a dead receiver: it accepts TCP connections, reads whatever comes and never answers;
+* with ``--mqtt HOST:PORT``, an MQTT subscriber to ``ngsild-bench/#`` (QoS 1) recording the ``body`` of each
+  NGSI-LD MQTT notification (clause 7.2) like a POST to ``/notify``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import orjson
 from aiohttp import web
 
 Record = tuple[float, str, str, Any]
+TOPICS = "ngsild-bench/#"  # MQTT notification topics of the benchmark's subscriptions
 
 
 def _speed(entity: dict[str, Any]) -> Any:
@@ -28,20 +31,24 @@ def _speed(entity: dict[str, Any]) -> Any:
     return speed.get("value") if isinstance(speed, dict) else speed  # normalized or keyValues
 
 
-def make_app() -> web.Application:
+def make_app() -> tuple[web.Application, Any]:
+    """The app, and the function recording one notification document (for the MQTT subscriber too)."""
     records: list[Record] = []
     state = {"last": 0.0, "bad": 0}
 
-    async def notify(request: web.Request) -> web.Response:
-        body = await request.read()
+    def record(body: bytes, mqtt: bool = False) -> None:
         now = time.monotonic()
         try:
             doc = orjson.loads(body)
+            doc = doc["body"] if mqtt else doc
             sub = doc["subscriptionId"]
             records.extend((now, sub, e["id"], _speed(e)) for e in doc["data"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             state["bad"] += 1
         state["last"] = now
+
+    async def notify(request: web.Request) -> web.Response:
+        record(await request.read())
         return web.Response(status=204)
 
     async def count(request: web.Request) -> web.Response:
@@ -59,7 +66,7 @@ def make_app() -> web.Application:
     app = web.Application(client_max_size=64 * 2**20)
     app.add_routes([web.post("/notify", notify), web.get("/count", count), web.get("/take", take),
                     web.get("/version", version)])
-    return app
+    return app, record
 
 
 async def _dead(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -68,8 +75,27 @@ async def _dead(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
-async def serve(port: int, dead_port: int) -> None:
-    runner = web.AppRunner(make_app(), access_log=None)
+async def subscribe_mqtt(address: str, record: Any) -> Any:
+    import gmqtt
+
+    host, _, port = address.rpartition(":")
+    client = gmqtt.Client(f"bench-receiver-{port}-{time.monotonic_ns()}")
+
+    def on_message(client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+        record(payload, mqtt=True)
+        return 0
+
+    client.on_message = on_message
+    await client.connect(host, int(port))
+    client.subscribe(TOPICS, qos=1)
+    return client
+
+
+async def serve(port: int, dead_port: int, mqtt: str | None = None) -> None:
+    app, record = make_app()
+    if mqtt:
+        await subscribe_mqtt(mqtt, record)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
     dead = await asyncio.start_server(_dead, "127.0.0.1", dead_port, backlog=1024)
@@ -81,13 +107,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.receiver", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dead-port", type=int, required=True)
+    parser.add_argument("--mqtt", metavar="HOST:PORT", help="also record MQTT notifications from this broker")
     args = parser.parse_args()
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(args.port, args.dead_port))
+        asyncio.run(serve(args.port, args.dead_port, args.mqtt))
     else:
-        uvloop.run(serve(args.port, args.dead_port))
+        uvloop.run(serve(args.port, args.dead_port, args.mqtt))
 
 
 if __name__ == "__main__":
