@@ -14,7 +14,7 @@ from starlette.responses import Response
 from ..errors import NgsiError, not_found
 from ..model import operations, values
 from ..model.entity import ENTITY_MEMBERS, attribute_iri, parse_entity
-from ..query.types import TypeExpr, TypeName, parse_types
+from ..query.types import parse_types, type_holds
 from ..services import broker_of
 from .http import GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content, read_json, tenant_of
 from .params import (
@@ -77,14 +77,7 @@ def _type_matches(request: Request, ctx, types: list[str]) -> bool:
     wanted = request.query_params.get("type")
     if not wanted:
         return True
-    return _holds(parse_types(wanted), ctx, set(types))
-
-
-def _holds(expr: TypeExpr, ctx, types: set[str]) -> bool:
-    if isinstance(expr, TypeName):
-        return ctx.expand_term(expr.name) in types
-    results = (_holds(item, ctx, types) for item in expr.items)
-    return all(results) if expr.op == "and" else any(results)
+    return type_holds(parse_types(wanted), set(types), ctx.expand_term)
 
 
 async def replace_entity(request: Request) -> Response:

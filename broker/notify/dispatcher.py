@@ -37,11 +37,12 @@ import orjson
 
 from ..errors import NgsiError
 from ..model.operations import iso
+from ..api.http import GEO_JSON
 from ..model.geojson_out import DEFAULT_GEOMETRY, feature, feature_collection
 from ..model.render import Inline, render_entity
 from ..model.values import now_iso
 from ..store import db
-from ..store.linked import collect_linked
+from ..store.linked import collect_linked, fetch_by_ids
 from ..store.tenants import Tenants
 from ..subscriptions.model import status_of
 from ..subscriptions.store import CHANGES_CHANNEL, SubscriptionStore
@@ -60,9 +61,8 @@ POLL_INTERVAL = 0.02  # the longest wait for changes: a fallback, wake-ups come 
 TELL_EVERY = 0.001
 FLUSH_EVERY = 0.2
 PERIODIC_TICK = 0.25  # how often periodic subscriptions are checked for being due
-GRAB_AFTER = 10.0
+GRAB_AFTER = 10.0  # seconds after start before taking partitions beyond this process's share
 DELIVERY_TIMEOUT = 10.0  # seconds a delivery may take when the endpoint sets no timeout
-GEO_JSON = "application/geo+json"  # seconds after start before taking partitions beyond this process's share
 
 _READ = ("SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax, "
          "(SELECT v FROM ngsild.subscription_version) AS sv, "
@@ -292,13 +292,10 @@ class Dispatcher:
         out = {}
         for tenant, ids in wanted.items():
             try:
-                schema = await self.tenants.schema(tenant, create=False)
-            except NgsiError:
+                rows = await fetch_by_ids(self.pool, self.tenants, tenant, ids)
+            except NgsiError:  # the tenant is gone
                 continue
-            rows = await self.pool.fetch(
-                f"SELECT id, scopes, created_at, modified_at, attrs FROM {schema}.entities WHERE id = ANY($1)",
-                list(ids))
-            out.update(((tenant, r["id"]), r) for r in rows)
+            out.update(((tenant, entity_id), row) for entity_id, row in rows.items())
         return out
 
     async def _notify(self, seq: int, rule: Rule, event: Event, reasons: list[str], current: Any, now: str) -> None:
@@ -335,7 +332,7 @@ class Dispatcher:
         known, linked = await collect_linked(self.pool, self.tenants, rule.tenant, [row], rule.view, join.level)
         if join.mode == "inline":
             return [(render_data(rule, event, row, Inline(known, join.level)), row)]
-        ctx = rule.notify_ctx or rule.ctx
+        ctx = rule.render_ctx
         return [(render_data(rule, event, row), row)] + [(render_entity(r, ctx, sub), r) for r, sub in linked]
 
     def _send(self, rule: Rule, seq: int, body: dict[str, Any], now: str) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import uuid
 from typing import Any
 
+from ..api.http import GEO_JSON, JSON, LD_JSON, link_header
 from ..model.render import Inline, render_entity
 from .rules import Event, Rule
 
@@ -112,7 +113,7 @@ def showing_changes(rule: Rule, event: Event) -> bool:
 
 def render_data(rule: Rule, event: Event, row: dict[str, Any], inline: Inline | None = None) -> dict[str, Any]:
     """The notified entity rendered with the subscription's view and @context."""
-    ctx = rule.notify_ctx or rule.ctx
+    ctx = rule.render_ctx
     out = render_entity(row, ctx, rule.view, inline)
     if showing_changes(rule, event):
         _compact_previous_vocab(out, ctx)
@@ -143,34 +144,32 @@ def notification(rule: Rule, seq: int, event: Event, reason: str, data: Any,
     """``data``: the entities, or (geo+json) their FeatureCollection."""
     body = {"id": notification_id(rule.tenant, rule.id, seq, event.entity_id), "type": "Notification",
             "subscriptionId": rule.id, "notifiedAt": notified_at, "data": data, "triggerReason": reason}
-    accept = rule.notification["endpoint"].get("accept", "application/json")
-    if accept == "application/ld+json":
-        body["@context"] = rule.link
-        for item in data:
-            item["@context"] = rule.link
-    return body
+    return _with_context(rule, body)
 
 
 def notification_of(rule: Rule, rows: list[Any], notified_at: str) -> dict[str, Any]:
     """A periodic notification (timeInterval): the matching entities as they are now."""
-    ctx = rule.notify_ctx or rule.ctx
-    data = [render_entity(row, ctx, rule.view) for row in rows]
+    data = [render_entity(row, rule.render_ctx, rule.view) for row in rows]
     body = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": "Notification", "subscriptionId": rule.id,
             "notifiedAt": notified_at, "data": data}
-    if rule.notification["endpoint"].get("accept") == "application/ld+json":
+    return _with_context(rule, body)
+
+
+def _with_context(rule: Rule, body: dict[str, Any]) -> dict[str, Any]:
+    """An ld+json notification carries its @context in the body and in every entity."""
+    if rule.notification["endpoint"].get("accept") == LD_JSON:
         body["@context"] = rule.link
-        for item in data:
+        for item in body["data"]:
             item["@context"] = rule.link
     return body
 
 
 def headers_of(rule: Rule) -> dict[str, str]:
     endpoint = rule.notification["endpoint"]
-    accept = endpoint.get("accept", "application/json")
-    headers = {"Content-Type": accept if accept in ("application/ld+json", "application/geo+json")
-               else "application/json"}
-    if accept != "application/ld+json" and rule.link:
-        headers["Link"] = f'<{rule.link}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+    accept = endpoint.get("accept", JSON)
+    headers = {"Content-Type": accept if accept in (LD_JSON, GEO_JSON) else JSON}
+    if accept != LD_JSON and rule.link:
+        headers["Link"] = link_header(rule.link)
     if rule.tenant:
         headers["NGSILD-Tenant"] = rule.tenant
     for pair in endpoint.get("receiverInfo", ()):

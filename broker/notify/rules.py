@@ -27,11 +27,8 @@ from ..model.operations import iso
 from ..model.render import View
 from ..query.evaluate import EntityView, q_matcher, scope_matcher
 from ..query.scope import parse_scope_q
-from ..query.types import TypeExpr, TypeName, parse_types
+from ..query.types import TypeExpr, TypeName, parse_types, type_holds
 from ..subscriptions.model import parse_subscription_q, status_of
-
-ENTITY_TRIGGERS = ("entityCreated", "entityUpdated", "entityDeleted")
-
 
 @dataclass
 class Event:
@@ -77,14 +74,7 @@ class Selector:
             return False
         if self.pattern is not None and self.entity_id is None and not self.pattern.search(entity_id):
             return False
-        return _holds(self.types, types)
-
-
-def _holds(expr: TypeExpr, types: set[str]) -> bool:
-    if isinstance(expr, TypeName):
-        return expr.name in types
-    results = (_holds(item, types) for item in expr.items)
-    return all(results) if expr.op == "and" else any(results)
+        return type_holds(self.types, types)
 
 
 @dataclass
@@ -109,6 +99,11 @@ class Rule:
     @property
     def notification(self) -> dict[str, Any]:
         return self.body["notification"]
+
+    @property
+    def render_ctx(self) -> Context:
+        """The @context notifications are compacted with."""
+        return self.notify_ctx or self.ctx
 
     def active(self, now: str) -> bool:
         return status_of(self.body, now) == "active" and "timeInterval" not in self.body

@@ -10,7 +10,7 @@ migration 3). Types are kept without duplicates, so the two parts never match th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from ..errors import bad_request
 from ..jsonld import Context
@@ -97,6 +97,15 @@ def later_type(n: int) -> str:
 
 def single_type(expr: TypeExpr | None) -> TypeName | None:
     return expr if isinstance(expr, TypeName) else None
+
+
+def type_holds(expr: TypeExpr, types: set[str], name: Callable[[str], str] = lambda n: n) -> bool:
+    """Whether an entity with ``types`` (expanded IRIs) matches ``expr``, evaluated in Python; ``name`` maps
+    each name of the expression to an IRI (e.g. ``ctx.expand_term``; by default the names already are)."""
+    if isinstance(expr, TypeName):
+        return name(expr.name) in types
+    results = (type_holds(item, types, name) for item in expr.items)
+    return all(results) if expr.op == "and" else any(results)
 
 
 def type_names(expr: TypeExpr) -> list[str]:
