@@ -21,6 +21,7 @@ from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from aiohttp import web
 
 
 def free_port() -> int:
@@ -71,6 +72,16 @@ def fresh_database(admin_dsn: str, prefix: str = "ngsild_test") -> Iterator[str]
         yield _with_database(admin_dsn, name)
     finally:
         asyncio.run(_admin(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+async def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:
+    """Start an aiohttp app a test talks to the broker with (a webhook receiver, a context server): its runner
+    (``cleanup()`` stops it) and the port it listens on (``port`` 0: a free one)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 class BrokerProcess:

@@ -25,7 +25,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from broker.testing import BrokerProcess, fresh_database, server_dsn
+from broker.testing import BrokerProcess, fresh_database, serve_app, server_dsn
 
 from .ngsi import EXTERNAL, Ngsi
 
@@ -112,13 +112,9 @@ async def context_server() -> AsyncIterator[ContextServer]:
     server = ContextServer()
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", server._handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
     advertised = os.environ.get("CONFORMANCE_CONTEXT_HOST", "127.0.0.1")
     bind = "127.0.0.1" if advertised in ("127.0.0.1", "localhost") else "0.0.0.0"
-    site = web.TCPSite(runner, bind, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app, bind)
     server.base = f"http://{advertised}:{port}"
     try:
         yield server

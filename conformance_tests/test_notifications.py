@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from broker.testing import free_port
+from broker.testing import free_port, serve_app
 
 from .ngsi import LD_JSON, Ngsi, entity, prop, rel, uid
 from .test_subscriptions import create_ok, path
@@ -56,11 +56,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
     app = web.Application()
     app.router.add_post("/{name}", found.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    found.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
+    found.base = f"http://127.0.0.1:{port}"
     yield found
     await runner.cleanup()
 
@@ -264,9 +261,7 @@ async def test_receiver_down_then_back_gets_the_notification(ngsi: Ngsi, receive
     late = Receiver()
     app = web.Application()
     app.router.add_post("/{name}", late.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, _ = await serve_app(app, port=port)
     try:
         assert len(await late.wait("late", 1, timeout=10)) == 1
         stats = await counters(ngsi, sub_id, "timesSent", 1)
@@ -285,10 +280,7 @@ async def test_hanging_receiver_times_out_without_holding_up_others(ngsi: Ngsi, 
 
     app = web.Application()
     app.router.add_post("/hang", hanging)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, port = await serve_app(app)
     try:
         slow = sub_for(f"http://127.0.0.1:{port}/hang", type_)
         slow["notification"]["endpoint"]["timeout"] = 200  # milliseconds (5.2.15)

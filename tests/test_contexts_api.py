@@ -14,6 +14,8 @@ import orjson
 import pytest
 from aiohttp import web
 
+from broker.testing import serve_app
+
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 CORE_V16 = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.6.jsonld"
 DETAIL_KEYS = {"URL", "localId", "kind", "createdAt", "lastUsage", "numberOfHits", "extraInfo", "body", "expiresAt"}
@@ -31,11 +33,8 @@ class ContextServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/{name:.*}", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self.runner, port = await serve_app(app)
+        self.base = f"http://127.0.0.1:{port}"
 
     async def handle(self, request: web.Request) -> web.Response:
         self.hits += 1

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from broker.testing import BrokerProcess, fresh_database
+from broker.testing import BrokerProcess, fresh_database, serve_app
 
 pytestmark = pytest.mark.slow
 API = "/ngsi-ld/v1"
@@ -47,11 +47,8 @@ async def start_receiver(delay: float) -> tuple[SlowReceiver, web.AppRunner]:
     receiver = SlowReceiver(delay)
     app = web.Application()
     app.router.add_post("/notify", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/notify"  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
+    receiver.url = f"http://127.0.0.1:{port}/notify"
     return receiver, runner
 
 

@@ -18,6 +18,7 @@ from broker.jsonld import resolver as resolver_module
 from broker.jsonld.core import CORE_CONTEXT_URLS
 from broker.jsonld.documents import INDEX_FILE, FileTable, contexts_dir
 from broker.store.contexts import MemoryContextStore
+from broker.testing import serve_app
 
 DOC = {"@context": {"speed": "http://example.org/speed", "Car": "http://example.org/Car"}}
 
@@ -34,11 +35,7 @@ class ContextServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/{name:.*}", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner, port = await serve_app(app)
         self.base = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
