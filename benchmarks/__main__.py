@@ -21,11 +21,10 @@ from broker.testing import BrokerProcess, server_dsn
 
 from . import profiling
 from .loadgen import LoadResult
-from .scenarios import (MIN_RATIO, SCENARIOS, FloorProcess, LoadConfig, Scenario, _load, bench_database,
-                        concurrency_of, env_notes, measure, memory_kib, precheck, seed, server_notes,
-                        text_table)
+from .scenarios import (MIN_RATIO, SCENARIOS, FloorProcess, LoadConfig, Scenario, _load, add_server_options,
+                        bench_database, broker_process, concurrency_of, env_notes, measure, memory_kib, precheck,
+                        seed, server_notes, text_table)
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,9 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of discarded warm-up per run (default 2)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 run of 3 s, 1 s warm-up")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the rows as JSON to FILE")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DSN),
-                        help=f"PostgreSQL server to create bench_<random> on (default {DEFAULT_DSN})")
-    parser.add_argument("--embedded", action="store_true", help="use the broker's embedded PostgreSQL instead")
+    add_server_options(parser)
     parser.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS),
                         help="comma-separated subset of: " + ", ".join(s.name for s in SCENARIOS))
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
@@ -49,11 +46,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pool-size", type=int, default=16, help="database pool of broker and floor (default 16)")
     parser.add_argument("--workers", type=int, default=2,
                         help="processes of broker and floor alike (default 2: one per core of this machine)")
-    parser.add_argument("--broker-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument for `python -m broker serve` (repeatable)")
-    parser.add_argument("--broker-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment variable for the broker process (repeatable), e.g. "
-                             "PYTHONPATH=DIR with a sitecustomize.py for an experiment")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="after the runs, profile the broker under each scenario with py-spy into DIR")
     parser.add_argument("--no-native", action="store_true", help="py-spy without --native")
@@ -165,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                      batch_concurrency=args.batch_concurrency, batch_size=args.batch_size, seed_count=args.seed)
     with database_server(args) as admin_dsn, bench_database(admin_dsn) as dsn:
         notes = {**env_notes(), **server_notes(dsn)}
-        broker_env = dict(item.split("=", 1) for item in args.broker_env)
-        broker = BrokerProcess(dsn, env=broker_env, args=["--pool-size", str(args.pool_size),
-                                                          "--workers", str(args.workers), *args.broker_arg])
+        broker = broker_process(args, dsn)
         floor = FloorProcess(dsn, pool_size=args.pool_size, workers=args.workers)
         try:
             broker.start(timeout=120)

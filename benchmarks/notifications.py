@@ -38,10 +38,10 @@ import orjson
 from broker.testing import BrokerProcess, free_port
 
 from . import payloads, profiling
-from .__main__ import DEFAULT_DSN, database_server, log
+from .__main__ import database_server, log
 from .queries import git_notes
-from .scenarios import (ServerProcess, _request, bench_database, children, env_notes, seed, server_notes,
-                        text_table)
+from .scenarios import (ServerProcess, _request, add_server_options, bench_database, broker_process, children,
+                        env_notes, seed, server_notes, text_table)
 
 SUBSCRIPTIONS_PATH = "/ngsi-ld/v1/subscriptions"
 DEAD_SUB = "urn:ngsi-ld:Subscription:bench-dead"
@@ -65,9 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="writes in flight in scenarios 1 and 4 (default 64)")
     p.add_argument("--workers", type=int, default=2, help="broker processes (default 2: one per core)")
     p.add_argument("--pool-size", type=int, default=16, help="database connections per broker process (16)")
-    p.add_argument("--database-url", default=DEFAULT_DSN,
-                   help=f"PostgreSQL server to create bench_<random> on (default {DEFAULT_DSN})")
-    p.add_argument("--embedded", action="store_true", help="use the broker's embedded PostgreSQL instead")
+    add_server_options(p)
     p.add_argument("--drain-timeout", type=float, default=120.0,
                    help="seconds to wait after the load for the notifications still owed (default 120)")
     p.add_argument("--mqtt", default="127.0.0.1:1883", metavar="HOST:PORT",
@@ -76,8 +74,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, metavar="FILE", help="write the rows and per-scenario details to FILE")
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="run scenarios 1 and 3 once more (not counted) under py-spy (each broker worker) into DIR")
-    p.add_argument("--broker-arg", action="append", default=[], metavar="ARG", help="extra broker argument")
-    p.add_argument("--broker-env", action="append", default=[], metavar="NAME=VALUE", help="extra broker env var")
     args = p.parse_args(argv)
     if args.quick:
         args.subscriptions, args.duration, args.warmup = 1_000, 5.0, 1.0
@@ -493,9 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         dead_port = free_port()
         receiver = ServerProcess("receiver", "benchmarks.receiver", ["--dead-port", str(dead_port)]
                                  + (["--mqtt", args.mqtt] if args.mqtt else []))
-        broker = BrokerProcess(dsn, env=dict(item.split("=", 1) for item in args.broker_env),
-                               args=["--pool-size", str(args.pool_size), "--workers", str(args.workers),
-                                     *args.broker_arg])
+        broker = broker_process(args, dsn)
         try:
             receiver.start()
             broker.start(timeout=120)

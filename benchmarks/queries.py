@@ -29,15 +29,14 @@ import aiohttp
 import asyncpg
 import orjson
 
-from broker.testing import BrokerProcess, fresh_database, server_dsn
+from broker.testing import fresh_database, server_dsn
 
 from .dataset import Dataset
 from .loadgen import WRK_DIR, wrk_binary
 from .query_scenarios import BY_NAME, MAX_RATIO_1M, PATHS_PER_SCENARIO, SCENARIOS, QueryScenario, expected_matches, \
     link_header
-from .scenarios import env_notes, server_notes
+from .scenarios import add_server_options, broker_env, broker_process, env_notes, server_notes
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 UPSERT_PATH = "/ngsi-ld/v1/entityOperations/upsert"
 SCHEMA = "tenant_default"
 BASE_SIZE = 100_000
@@ -59,9 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     p.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS),
                    help="comma-separated subset of: " + ", ".join(s.name for s in SCENARIOS))
-    p.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DSN),
-                   help=f"PostgreSQL server to create bench_<random> on (default {DEFAULT_DSN})")
-    p.add_argument("--embedded", action="store_true", help="use the broker's embedded PostgreSQL instead")
+    add_server_options(p)
     p.add_argument("--workers", type=int, default=2, help="broker processes (default 2)")
     p.add_argument("--pool-size", type=int, default=16, help="database connections per broker process (default 16)")
     p.add_argument("--batch-size", type=int, default=1000, help="entities per upsert (default 1000)")
@@ -72,8 +69,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="dataset seed (default 1)")
     p.add_argument("--explain", action="store_true",
                    help="also EXPLAIN (ANALYZE, BUFFERS) the SQL the broker runs for one query of each scenario")
-    p.add_argument("--broker-arg", action="append", default=[], metavar="ARG", help="extra broker argument")
-    p.add_argument("--broker-env", action="append", default=[], metavar="NAME=VALUE", help="extra broker env var")
     args = p.parse_args(argv)
     if args.quick:
         args.runs, args.duration, args.warmup = 1, 3.0, 1.0
@@ -303,9 +298,7 @@ def measure_size(admin_dsn: str, entities: int, args: argparse.Namespace) -> dic
     workdir = Path(tempfile.mkdtemp(prefix="qbench-"))
     with fresh_database(admin_dsn, prefix="bench") as dsn:
         out["env"] = {**env_notes(), **server_notes(dsn), **git_notes()}
-        broker_env = dict(item.split("=", 1) for item in args.broker_env)
-        broker = BrokerProcess(dsn, env=broker_env, args=["--pool-size", str(args.pool_size),
-                                                          "--workers", str(args.workers), *args.broker_arg])
+        broker = broker_process(args, dsn)
         try:
             broker.start(timeout=120)
             out["load"] = load_dataset(broker.url, ds, args)
@@ -349,7 +342,7 @@ def measure_size(admin_dsn: str, entities: int, args: argparse.Namespace) -> dic
             out["scenarios"] = rows
             if args.explain:
                 from .query_explain import explain_scenarios
-                out["explain"] = explain_scenarios(dsn, args, paths, broker_env)
+                out["explain"] = explain_scenarios(dsn, args, paths, broker_env(args))
         finally:
             broker.stop()
     return out

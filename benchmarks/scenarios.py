@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import json
@@ -21,7 +22,7 @@ from typing import Callable, Iterator
 
 import asyncpg
 
-from broker.testing import free_port, fresh_database
+from broker.testing import BrokerProcess, free_port, fresh_database
 
 from . import payloads
 from .loadgen import LoadResult, run_batches, run_wrk
@@ -64,6 +65,31 @@ class LoadConfig:
 
 
 # --- database ---------------------------------------------------------------------------------------------
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark shares: the PostgreSQL to run on, and extra broker arguments."""
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DSN),
+                        help=f"PostgreSQL server to create bench_<random> on (default {DEFAULT_DSN})")
+    parser.add_argument("--embedded", action="store_true", help="use the broker's embedded PostgreSQL instead")
+    parser.add_argument("--broker-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for `python -m broker serve` (repeatable)")
+    parser.add_argument("--broker-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment variable for the broker process (repeatable), e.g. "
+                             "PYTHONPATH=DIR with a sitecustomize.py for an experiment")
+
+
+def broker_env(args: argparse.Namespace) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in args.broker_env)
+
+
+def broker_process(args: argparse.Namespace, dsn: str) -> BrokerProcess:
+    """The broker as the options ask (``--pool-size``, ``--workers``, ``--broker-arg``, ``--broker-env``)."""
+    return BrokerProcess(dsn, env=broker_env(args), args=["--pool-size", str(args.pool_size),
+                                                          "--workers", str(args.workers), *args.broker_arg])
+
 
 @contextmanager
 def bench_database(server_dsn: str) -> Iterator[str]:
