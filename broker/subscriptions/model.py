@@ -108,14 +108,8 @@ def _patch_notification(current: dict[str, Any], raw: Any, ctx: Context) -> dict
             merged.pop(name, None)
         else:
             merged[name] = value
-    return _notification({k: _unexpanded(k, v, ctx) for k, v in merged.items()}, ctx)
-
-
-def _unexpanded(name: str, value: Any, ctx: Context) -> Any:
-    """Stored notification members go through the parser again: give back their input shape."""
-    if name == "attributes" and isinstance(value, list):
-        return [ctx.compact_attr(v) if isinstance(v, str) and "://" in v else v for v in value]
-    return value
+    # stored members go through the parser again: their names are IRIs already, which expand to themselves
+    return _notification(merged, ctx)
 
 
 def check_whole(sub: dict[str, Any]) -> None:
