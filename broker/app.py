@@ -26,6 +26,7 @@ from .store.batch import BatchStore
 from .store.entities import EntityStore
 from .store.indexes import IndexAdvisor
 from .store.tenants import DEFAULT_TENANT, Tenants
+from .temporal import tables
 from .notify.dispatcher import Dispatcher
 from .notify.registry import Registry
 from .services import Broker
@@ -63,7 +64,8 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         await tenants.schema(DEFAULT_TENANT, create=True)
         contexts = ContextResolver(settings, pool)
         await contexts.start()
-        entities = EntityStore(pool, tenants)
+        entities = EntityStore(pool, tenants, history=settings.history,
+                               keep_deleted_history=settings.history_on_delete == "keep")
         indexes = IndexAdvisor(dsn, threshold=settings.index_threshold)
         indexes.start()
         subscriptions = SubscriptionStore(pool)
@@ -76,12 +78,14 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities), indexes,
                                   subscriptions, postgis, dispatcher)
         pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds))
+        upkeep = asyncio.create_task(tables.maintain_forever(pool, tenants.schemas, settings.history_retention_days))
         tune_gc()
         log.info("broker ready")
         try:
             yield
         finally:
             pruner.cancel()
+            upkeep.cancel()
             await dispatcher.close()
             await registry.close()
             await indexes.close()

@@ -29,7 +29,9 @@ environment variables (a flag wins over its variable):
   NGSILD_HOST, NGSILD_PORT, DATABASE_URL, NGSILD_DATA_DIR, NGSILD_LOG_LEVEL, NGSILD_POOL_SIZE, NGSILD_WORKERS,
   NGSILD_CONTEXT_FILES ("URL=PATH;URL=PATH"), NGSILD_CONTEXT_FETCH_TIMEOUT, NGSILD_CONTEXT_FETCH_REMOTE,
   NGSILD_MAX_BODY_BYTES, NGSILD_MAX_BATCH_ENTITIES, NGSILD_CHANGE_RETENTION (seconds),
-  NGSILD_STATEMENT_TIMEOUT_MS, NGSILD_INDEX_THRESHOLD
+  NGSILD_STATEMENT_TIMEOUT_MS, NGSILD_INDEX_THRESHOLD, NGSILD_DEFAULT_LIMIT, NGSILD_MAX_LIMIT,
+  NGSILD_HISTORY (on/off), NGSILD_HISTORY_ON_DELETE (delete/keep), NGSILD_HISTORY_RETENTION_DAYS,
+  NGSILD_TEMPORAL_INSTANCE_LIMIT
 """
 
 
@@ -54,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve the @context at URL from a local file (repeatable; NGSILD_CONTEXT_FILES)")
     parser.add_argument("--no-remote-contexts", action="store_true",
                         help="never fetch @context URLs from the network (NGSILD_CONTEXT_FETCH_REMOTE=false)")
+    parser.add_argument("--no-history", action="store_true",
+                        help="do not record the temporal history of writes (NGSILD_HISTORY=off)")
+    parser.add_argument("--history-on-delete", choices=["delete", "keep"],
+                        help="what deleting an entity does to its history (NGSILD_HISTORY_ON_DELETE, "
+                             f"default {defaults.history_on_delete})")
+    parser.add_argument("--history-retention-days", type=float,
+                        help="days of history kept, 0 for all (NGSILD_HISTORY_RETENTION_DAYS, default 0)")
     return parser
 
 
@@ -69,6 +78,11 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
         values["context_files"] = files
     if args.no_remote_contexts:
         values["context_fetch_remote"] = False
+    if args.no_history:
+        values["history"] = False
+    for name in ("history_on_delete", "history_retention_days"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
     return replace(Settings(), **values)  # type: ignore[arg-type]
 
 

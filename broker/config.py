@@ -49,6 +49,14 @@ class Settings:
     index_threshold: int = 3
     # seconds a change-log row is kept when no consumer has taken it
     change_retention_seconds: float = 600.0
+    # temporal history (broker.temporal): record every write's attribute instances
+    history: bool = True
+    # deleting an entity through the core API: "delete" its history too (the ETSI suite's expectation) or "keep" it
+    history_on_delete: str = "delete"
+    # days of history kept (whole month partitions past it are dropped); 0 keeps everything
+    history_retention_days: float = 0.0
+    # attribute instances per attribute in one temporal response when lastN is not given (206 beyond)
+    temporal_instance_limit: int = 30
 
     @property
     def embedded(self) -> bool:
@@ -104,6 +112,9 @@ def env_defaults(environ: os._Environ[str] | dict[str, str] = os.environ) -> dic
         "NGSILD_INDEX_THRESHOLD": ("index_threshold", int),
         "NGSILD_DEFAULT_LIMIT": ("default_limit", int),
         "NGSILD_MAX_LIMIT": ("max_limit", int),
+        "NGSILD_HISTORY_ON_DELETE": ("history_on_delete", str),
+        "NGSILD_HISTORY_RETENTION_DAYS": ("history_retention_days", float),
+        "NGSILD_TEMPORAL_INSTANCE_LIMIT": ("temporal_instance_limit", int),
     }
     for var, (name, conv) in simple.items():
         if environ.get(var):
@@ -114,6 +125,8 @@ def env_defaults(environ: os._Environ[str] | dict[str, str] = os.environ) -> dic
         values["data_dir"] = Path(environ["NGSILD_DATA_DIR"])
     if environ.get("NGSILD_CONTEXT_FILES"):
         values["context_files"] = parse_context_files(environ["NGSILD_CONTEXT_FILES"])
+    if environ.get("NGSILD_HISTORY"):
+        values["history"] = environ["NGSILD_HISTORY"].lower() not in ("0", "false", "no", "off")
     if environ.get("NGSILD_CONTEXT_FETCH_REMOTE"):
         values["context_fetch_remote"] = environ["NGSILD_CONTEXT_FETCH_REMOTE"].lower() not in ("0", "false", "no")
     return values

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from .. import __version__
-from . import attributes, batch, contexts, discovery, entities, query, subscriptions
+from . import attributes, batch, contexts, discovery, entities, query, subscriptions, temporal, temporal_write
 from .http import json_response
 from .resource import resource
 
@@ -38,6 +38,14 @@ def routes() -> list[Route | Mount]:
         resource("/entityOperations/merge", POST=batch.batch_merge),
         resource("/entityOperations/delete", POST=batch.batch_delete),
         resource("/entityOperations/query", POST=query.query_entities_post),
+        resource("/temporal/entities", GET=temporal.query_temporal, POST=temporal_write.create_temporal),
+        resource("/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}",
+                 PATCH=temporal_write.modify_instance, DELETE=temporal_write.delete_instance),
+        resource("/temporal/entities/{entity_id:path}/attrs/{attr_id}", DELETE=temporal_write.delete_temporal_attr),
+        resource("/temporal/entities/{entity_id:path}/attrs", POST=temporal_write.append_temporal_attrs),
+        resource("/temporal/entities/{entity_id:path}", GET=temporal.retrieve_temporal,
+                 DELETE=temporal_write.delete_temporal),
+        resource("/temporal/entityOperations/query", POST=temporal.query_temporal_post),
         *subscriptions.routes,
         *contexts.routes,
         *discovery.routes,

@@ -27,6 +27,7 @@ import orjson
 from ..errors import NgsiError, already_exists
 from ..model.entity import EntityInput
 from ..model.operations import Write, new_entity_attrs
+from ..temporal import record
 from .changes import change_entry, encode
 from .entities import COLUMNS, EntityStore, touched_old
 
@@ -60,8 +61,16 @@ def apply_write(current: dict[str, Any], write: Write, op: str) -> NewState:
 
 
 class _Sql:
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, history: bool, keep_deleted: bool) -> None:
         t = f"{schema}.entities"
+        self.history = history
+        self.keep_deleted = keep_deleted
+        if history:
+            self.history_insert = record.insert_select(schema, 1, 8)
+            self.history_entities = record.upsert_entities(schema)
+            self.history_drop = (f"WITH hd AS (DELETE FROM {schema}.attr_instances WHERE entity_id = ANY($1::text[])) "
+                                 f"DELETE FROM {schema}.temporal_entities WHERE id = ANY($1::text[])")
+            self.history_mark = f"UPDATE {schema}.temporal_entities SET deleted_at = $2 WHERE id = ANY($1::text[])"
         self.lock = f"SELECT {COLUMNS} FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
         self.lock_old = (f"SELECT id, convert_to(attrs::text, 'UTF8') AS attrs, "
                          f"ARRAY(SELECT jsonb_object_keys(attrs)) AS keys "
@@ -85,7 +94,10 @@ class BatchStore:
 
     async def _statements(self, tenant: str, create_tenant: bool) -> _Sql:
         schema = await self.entities.tenants.schema(tenant, create=create_tenant)
-        return self._sql.get(schema) or self._sql.setdefault(schema, _Sql(schema))
+        found = self._sql.get(schema)
+        if found is None:
+            found = self._sql[schema] = _Sql(schema, self.entities.history, self.entities.keep_deleted_history)
+        return found
 
     async def bulk(self, tenant: str, entities: list[EntityInput], now: str, now_dt: datetime, *,
                    replace: bool, op: str) -> BatchOutcome:
@@ -147,11 +159,17 @@ class BatchStore:
         if any(created and i in old or not created and i not in old for i, created in written.items()):
             raise _Retry()  # a concurrent writer created one of "our" new ids meanwhile
         entries = []
+        history = record.HistoryRows() if sql.history else None
         for entity_id in todo:
             if entity_id not in written:
                 continue  # created concurrently: reported as AlreadyExists
             before = old.get(entity_id)
             new_attrs = latest[entity_id].attrs
+            if history is not None:
+                history.add_written(entity_id, new_attrs, now, created=True)
+                gone = [k for k in before["keys"] if k not in new_attrs] if before else []
+                if gone:
+                    history.add_removed(entity_id, orjson.loads(before["attrs"]), new_attrs, gone)
             entries.append(change_entry(
                 op, entity_id, latest[entity_id].types, now, new=orjson.Fragment(attrs[entity_id]),
                 old=orjson.Fragment(before["attrs"]) if before else None,
@@ -159,6 +177,9 @@ class BatchStore:
                 created=before is None))
         if entries:
             await conn.execute(_INSERT_CHANGE, tenant, encode(entries))
+        if history is not None:
+            kept = [i for i in todo if i in written]
+            await write_history(conn, sql, history, kept, {i: latest[i] for i in kept}, [], now_dt)
         return written
 
     async def run(self, tenant: str, items: list[tuple[str, Rule]], now: str, now_dt: datetime, *,
@@ -185,6 +206,7 @@ class BatchStore:
         outcome = BatchOutcome()
         changes: list[dict[str, Any]] = []
         dirty: set[str] = set()
+        history = record.HistoryRows() if sql.history else None
         for entity_id, rule in items:
             current = state.get(entity_id)
             try:
@@ -203,6 +225,8 @@ class BatchStore:
             else:
                 outcome.success.append(entity_id)
             changes.append(_entry(entity_id, current, new, now))
+            if history is not None:
+                _record(history, entity_id, current, new, now, sql.keep_deleted)
             if new is None:
                 state[entity_id] = None
                 dirty.discard(entity_id)
@@ -218,15 +242,56 @@ class BatchStore:
                                        [array_literal(state[i]["types"]) for i in ids_out],  # type: ignore[index]
                                        [array_literal(state[i]["scopes"]) for i in ids_out],  # type: ignore[index]
                                        [orjson.dumps(state[i]["attrs"]) for i in ids_out], now_dt)  # type: ignore[index]
-            for record in written:
-                if record["inserted"] != (record["id"] not in before):
+            for row in written:
+                if row["inserted"] != (row["id"] not in before):
                     return None  # a concurrent writer created one of "our" new ids: retry
         deleted = sorted(i for i, s in state.items() if s is None and i in before)
         if deleted:
             await conn.execute(sql.delete, deleted)
         if changes:
             await conn.execute(_INSERT_CHANGE, tenant, encode(changes))
+        if history is not None:
+            gone = sorted(i for i, s in state.items() if s is None and i in before)
+            await write_history(conn, sql, history, ids_out, state, gone, now_dt)
         return outcome
+
+
+def _record(history: record.HistoryRows, entity_id: str, current: dict[str, Any] | None,
+            new: NewState | None, now: str, keep_deleted: bool) -> None:
+    """The history rows of one batch item (a deleted entity's markers only when its history is kept)."""
+    if new is None:
+        if keep_deleted and current is not None:
+            history.add_removed(entity_id, current["attrs"], {}, list(current["attrs"]))
+        return
+    if new.write is None:  # a creation or a replacement: every instance is new
+        history.add_written(entity_id, new.attrs, now, created=True)
+        if current is not None:
+            history.add_removed(entity_id, current["attrs"], new.attrs,
+                                [k for k in current["attrs"] if k not in new.attrs])
+        return
+    history.add_written(entity_id, new.write.set_attrs, now)
+    if current is not None:
+        history.add_removed(entity_id, current["attrs"], new.write.set_attrs, new.write.removed)
+
+
+async def write_history(conn: asyncpg.Connection, sql: _Sql, rows: record.HistoryRows, written: list[str],
+                        states: dict[str, Any], deleted: list[str], now_dt: datetime) -> None:
+    """A batch's history, in its transaction: instances, the written entities' ``temporal_entities`` rows,
+    and the deleted entities' history removed (or marked deleted, when kept)."""
+    if deleted and not sql.keep_deleted:
+        await conn.execute(sql.history_drop, deleted)
+        rows = rows.without(set(deleted))  # what earlier items of the batch wrote goes too
+    if len(rows):
+        await conn.execute(sql.history_insert, *rows.params(), now_dt)
+    if written:
+        await conn.execute(sql.history_entities, written, [array_literal(_get(states[i], "types")) for i in written],
+                           [array_literal(_get(states[i], "scopes")) for i in written], now_dt)
+    if deleted and sql.keep_deleted:
+        await conn.execute(sql.history_mark, deleted, now_dt)
+
+
+def _get(state: Any, name: str) -> Any:
+    return state[name] if isinstance(state, dict) else getattr(state, name)
 
 
 def _entry(entity_id: str, current: dict[str, Any] | None, new: NewState | None, now: str) -> dict[str, Any]:

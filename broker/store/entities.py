@@ -24,6 +24,7 @@ import orjson
 from ..errors import NgsiError, already_exists, not_found
 from ..model.entity import EntityInput
 from ..model.operations import Write, new_entity_attrs
+from ..temporal import record
 from .changes import change_entry, encode, sql_payload
 from .tenants import Tenants
 
@@ -37,34 +38,76 @@ def touched_old(old_attrs: dict[str, Any], write: Write) -> dict[str, Any]:
 
 
 class _Sql:
-    """The statements of one tenant schema (the validated schema name is spliced once, here)."""
+    """The statements of one tenant schema (the validated schema name is spliced once, here).
 
-    def __init__(self, schema: str) -> None:
+    With history on (``broker.temporal``), each statement also writes the history rows of its change in the
+    same statement: the written instances, the entity's ``temporal_entities`` row, and on delete the
+    history's removal (or, when deleted entities keep their history, deletion markers)."""
+
+    def __init__(self, schema: str, history: bool = False, keep_deleted: bool = False) -> None:
         t = f"{schema}.entities"
+        self.history = history
         self.get = f"SELECT {COLUMNS} FROM {t} WHERE id = $1"
         self.get_locked = self.get + " FOR UPDATE"
         # the change entry is built by PostgreSQL from the row it inserted: the attributes cross the wire once
         self.create = (
             f"WITH i AS (INSERT INTO {t} (id, types, scopes, created_at, modified_at, attrs) "
             f"VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING 1) "
-            f"INSERT INTO ngsild.changes (tenant, payload) SELECT $6, $7 FROM i RETURNING seq")
+            + (f", h AS ({record.insert_select(schema, 8, 4)} WHERE EXISTS (SELECT 1 FROM i)), "
+               f"t AS ({_temporal_entity(schema, 'i')}) " if history else "")
+            + "INSERT INTO ngsild.changes (tenant, payload) SELECT $6, $7 FROM i RETURNING seq")
         self.modify = (
             f"WITH u AS (UPDATE {t} SET types = $3, scopes = $4, modified_at = $5, "
             f"attrs = (attrs - $6::text[]) || $7::jsonb, version = version + 1 "
             f"WHERE id = $1 AND version = $2 RETURNING 1) "
-            f"INSERT INTO ngsild.changes (tenant, payload) SELECT $8, $9 FROM u RETURNING seq")
+            + (f", h AS ({record.insert_select(schema, 10, 5)} WHERE EXISTS (SELECT 1 FROM u)), "
+               f"t AS ({_temporal_entity(schema, 'u', created='$5')}) " if history else "")
+            + "INSERT INTO ngsild.changes (tenant, payload) SELECT $8, $9 FROM u RETURNING seq")
+        if history:  # the temporal API's writes: an observation sent again replaces the recorded one
+            self.create_replacing = self.create.replace(
+                ", h AS (", f", hx AS ({record.replace_observed(schema, 8)} AND EXISTS (SELECT 1 FROM i)), h AS (", 1)
+            self.modify_replacing = self.modify.replace(
+                ", h AS (", f", hx AS ({record.replace_observed(schema, 10)} AND EXISTS (SELECT 1 FROM u)), h AS (", 1)
         deleted = sql_payload("'delete'", "d.id", "d.types", "$3::text", new="'{}'::jsonb", old="d.attrs",
                               removed="(SELECT coalesce(jsonb_agg(k), '[]'::jsonb) FROM jsonb_object_keys(d.attrs) k)",
                               created="false")
         self.delete = (
             f"WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id, types, attrs) "
-            f"INSERT INTO ngsild.changes (tenant, payload) SELECT $2, {deleted} FROM d RETURNING seq")
+            + (_history_of_deleted(schema, keep_deleted) if history else "")
+            + f"INSERT INTO ngsild.changes (tenant, payload) SELECT $2, {deleted} FROM d RETURNING seq")
+
+
+def _temporal_entity(schema: str, written: str, created: str = "$4") -> str:
+    """Upsert the entity's ``temporal_entities`` row ($1 id, $3 types, $4 scopes for a modify; $2 / $3 for a
+    create) when the CTE ``written`` wrote; no row version is spent when nothing differs."""
+    types, scopes = ("$3", "$4") if written == "u" else ("$2", "$3")
+    return (f"INSERT INTO {schema}.temporal_entities AS te (id, types, scopes, created_at) "
+            f"SELECT $1, {types}, {scopes}, {created} WHERE EXISTS (SELECT 1 FROM {written}) "
+            f"ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, deleted_at = NULL "
+            f"WHERE (te.types, te.scopes, te.deleted_at) IS DISTINCT FROM (excluded.types, excluded.scopes, NULL)")
+
+
+def _history_of_deleted(schema: str, keep: bool) -> str:
+    """CTEs after ``d`` (the deleted row; $1 id, $3 the timestamp): the history goes with the entity, or
+    stays with a deletion marker per attribute instance."""
+    if not keep:
+        return (f", hd AS (DELETE FROM {schema}.attr_instances WHERE entity_id = $1 AND EXISTS (SELECT 1 FROM d)), "
+                f"td AS (DELETE FROM {schema}.temporal_entities WHERE id = $1 AND EXISTS (SELECT 1 FROM d)) ")
+    return (f", hk AS (INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, at, created_at, modified_at, "
+            f"deleted_at, inst) SELECT d.id, a.key, i.value ->> 'datasetId', $3::timestamptz, $3::timestamptz, "
+            f"$3::timestamptz, $3::timestamptz, jsonb_build_object('type', i.value -> 'type') "
+            f"FROM d, jsonb_each(d.attrs) a, jsonb_array_elements(a.value) i), "
+            f"tk AS (UPDATE {schema}.temporal_entities SET deleted_at = $3::timestamptz "
+            f"WHERE id = $1 AND EXISTS (SELECT 1 FROM d)) ")
 
 
 class EntityStore:
-    def __init__(self, pool: asyncpg.Pool, tenants: Tenants) -> None:
+    def __init__(self, pool: asyncpg.Pool, tenants: Tenants, *, history: bool = True,
+                 keep_deleted_history: bool = False) -> None:
         self.pool = pool
         self.tenants = tenants
+        self.history = history  # record every write's instances (broker.temporal)
+        self.keep_deleted_history = keep_deleted_history
         self._sql: dict[str, _Sql] = {}
         # called after every committed write (the notification dispatcher looks at the change log at once)
         self.on_write: Callable[[], None] = _nothing
@@ -73,37 +116,47 @@ class EntityStore:
         schema = await self.tenants.schema(tenant, create=create)
         found = self._sql.get(schema)
         if found is None:
-            found = self._sql[schema] = _Sql(schema)
+            found = self._sql[schema] = _Sql(schema, self.history, self.keep_deleted_history)
         return found
 
     async def get(self, tenant: str, entity_id: str) -> asyncpg.Record | None:
         sql = await self.sql(tenant)
         return await self.pool.fetchrow(sql.get, entity_id)
 
-    async def create(self, tenant: str, entity: EntityInput, now: str, now_dt: datetime) -> None:
+    async def create(self, tenant: str, entity: EntityInput, now: str, now_dt: datetime,
+                     history: record.HistoryRows | None = None) -> None:
+        """``history``: the rows to record instead of the entity's instances (the temporal API's writes)."""
         sql = await self.sql(tenant, create=True)
         attrs = orjson.dumps(new_entity_attrs(entity, now))  # serialised once: row and change entry share it
         change = encode([change_entry("create", entity.id, entity.types, now, new=orjson.Fragment(attrs),
                                       old=None, removed=[], created=True)])
-        seq = await self.pool.fetchval(sql.create, entity.id, entity.types, entity.scopes, now_dt, attrs,
-                                       tenant, change)
+        args: tuple[Any, ...] = (entity.id, entity.types, entity.scopes, now_dt, attrs, tenant, change)
+        replacing = history is not None and sql.history
+        if sql.history:
+            if history is None:
+                history = record.HistoryRows()
+                history.add_written(entity.id, entity.attrs, now, created=True)
+            args += history.params()
+        seq = await self.pool.fetchval(sql.create_replacing if replacing else sql.create, *args)
         if seq is None:
             raise already_exists(f"entity {entity.id} already exists")
         self.on_write()
 
     async def modify(self, tenant: str, entity_id: str, op: str, compute: Callable[[Any], Write],
-                     now: str, now_dt: datetime) -> Write:
-        """Apply ``compute(current_row)`` to the stored entity, retrying if it changed concurrently."""
+                     now: str, now_dt: datetime, history: record.HistoryRows | None = None) -> Write:
+        """Apply ``compute(current_row)`` to the stored entity, retrying if it changed concurrently;
+        ``history``: the rows to record instead of the written instances (the temporal API's writes)."""
         sql = await self.sql(tenant)
         async with self.pool.acquire() as conn:  # one connection for the read and the conditional write
             for _ in range(OPTIMISTIC_ATTEMPTS):
-                write = await self._modify_once(conn, sql.get, sql, tenant, entity_id, op, compute, now, now_dt)
+                write = await self._modify_once(conn, sql.get, sql, tenant, entity_id, op, compute, now, now_dt,
+                                                history)
                 if write is not None:
                     self.on_write()
                     return write
         async with self.pool.acquire() as conn, conn.transaction():
             write = await self._modify_once(conn, sql.get_locked, sql, tenant, entity_id, op, compute, now,
-                                            now_dt)
+                                            now_dt, history)
         if write is None:  # cannot happen while we hold the row lock
             raise NgsiError("Conflict", f"entity {entity_id} changed concurrently; try again", status=409)
         self.on_write()
@@ -111,7 +164,8 @@ class EntityStore:
 
     @staticmethod
     async def _modify_once(conn: Any, get_sql: str, sql: _Sql, tenant: str, entity_id: str, op: str,
-                           compute: Callable[[Any], Write], now: str, now_dt: datetime) -> Write | None:
+                           compute: Callable[[Any], Write], now: str, now_dt: datetime,
+                           history: record.HistoryRows | None = None) -> Write | None:
         """One read-compute-conditional-write; None when the entity changed in between."""
         row = await conn.fetchrow(get_sql, entity_id)
         if row is None:
@@ -121,8 +175,16 @@ class EntityStore:
             return write
         change = encode([change_entry(op, entity_id, write.types, now, new=write.set_attrs,
                                       old=touched_old(row["attrs"], write), removed=write.removed)])
-        seq = await conn.fetchval(sql.modify, entity_id, row["version"], write.types, write.scopes, now_dt,
-                                  write.removed, write.set_attrs, tenant, change)
+        args: tuple[Any, ...] = (entity_id, row["version"], write.types, write.scopes, now_dt, write.removed,
+                                 write.set_attrs, tenant, change)
+        if sql.history:
+            rows = history
+            if rows is None:
+                rows = record.HistoryRows()
+                rows.add_written(entity_id, write.set_attrs, now)
+                rows.add_removed(entity_id, row["attrs"], write.set_attrs, write.removed)
+            args += rows.params()
+        seq = await conn.fetchval(sql.modify_replacing if history is not None and sql.history else sql.modify, *args)
         return write if seq is not None else None
 
     async def delete(self, tenant: str, entity_id: str, now: str) -> None:

@@ -31,6 +31,8 @@ import re
 
 import asyncpg
 
+from ..temporal.tables import TENANT_MIGRATION as TENANT_HISTORY
+
 log = logging.getLogger(__name__)
 
 # an arbitrary constant: the advisory lock that serialises schema changes across processes
@@ -440,6 +442,7 @@ CREATE INDEX entities_type_id ON {schema}.entities ((types[1]), id) INCLUDE (typ
 CREATE INDEX entities_more_types ON {schema}.entities USING gin ((types[2:])) WHERE cardinality(types) > 1;
 DROP INDEX {schema}.entities_types;
 """),
+    (4, "temporal history (broker.temporal.tables)", TENANT_HISTORY),
 ]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

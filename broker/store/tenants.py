@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 
+from datetime import datetime, timezone
+
 import asyncpg
 
 from ..errors import NgsiError
+from ..temporal import tables
 from . import schema as schema_mod
 
 DEFAULT_TENANT = ""
@@ -53,8 +56,13 @@ class Tenants:
             if not create:
                 raise NgsiError("NonexistentTenant", f"tenant {tenant!r} does not exist")
             found = await self._create(tenant)
+            async with self._pool.acquire() as conn:  # its history partitions, before its first write lands
+                await tables.maintain(conn, found, datetime.now(timezone.utc), 0)
         self._known[tenant] = found
         return found
+
+    async def schemas(self) -> list[str]:
+        return [r["schema_name"] for r in await self._pool.fetch("SELECT schema_name FROM ngsild.tenants")]
 
     async def names(self) -> list[str]:
         return [r["name"] for r in await self._pool.fetch("SELECT name FROM ngsild.tenants ORDER BY name")]

@@ -1,0 +1,11 @@
+"""Temporal history (GS CIM 009 clause 5.6.11-5.6.18, 5.7.3-5.7.4): every attribute instance ever written.
+
+* ``tables``: the per-tenant tables (``attr_instances`` partitioned by month on PostgreSQL's native range
+  partitioning, ``temporal_entities``), partitions created ahead and dropped after the retention.
+* ``record``: the history rows of a core API write, inserted in the same statement or transaction as the
+  write itself (``broker.store.entities`` / ``broker.store.batch``), so an acknowledged write always has
+  its history.
+* ``params``: the temporal query parameters (timerel, timeproperty, lastN, aggregation).
+* ``store``: reads (windows, lastN, aggregation in SQL) and the temporal API's own writes.
+* ``render``: the temporal representation (normalized, temporalValues, aggregatedValues).
+"""

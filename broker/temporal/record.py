@@ -1,0 +1,129 @@
+"""History rows of core API writes, written in the write's own statement or transaction.
+
+A write's instances are those its ``modifiedAt`` says it wrote (``broker.model.operations.stamp`` sets it to
+the write's timestamp; a new entity's instances carry none and default to its creation): the datasetIds a
+partial update did not touch are not recorded again. Deleted attributes and datasetIds get a deletion marker
+row (``deleted_at`` set, the instance reduced to its type), which ``timeproperty=deletedAt`` queries return.
+
+Rows travel as parallel arrays into one ``INSERT … SELECT FROM unnest(…)`` (one statement however many
+instances; PostgreSQL parses each instance's JSON once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .tables import check_schema_name
+
+_SKIPPED = ("createdAt", "modifiedAt")
+
+
+def numeric(value: Any) -> float | None:
+    """The number a Property value aggregates as (booleans and non-finite or huge numbers do not)."""
+    if type(value) is int or type(value) is float:
+        try:
+            f = float(value)
+        except OverflowError:
+            return None
+        return f if f - f == 0 else None
+    return None
+
+
+@dataclass
+class HistoryRows:
+    entity: list[str] = field(default_factory=list)
+    attr: list[str] = field(default_factory=list)
+    dataset: list[str | None] = field(default_factory=list)
+    observed: list[str | None] = field(default_factory=list)
+    num: list[float | None] = field(default_factory=list)
+    inst: list[bytes] = field(default_factory=list)
+    deleted: list[bool] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entity)
+
+    def add(self, entity_id: str, iri: str, inst: dict[str, Any], *, deleted: bool = False) -> None:
+        self.entity.append(entity_id)
+        self.attr.append(iri)
+        self.dataset.append(inst.get("datasetId"))
+        if deleted:
+            self.observed.append(None)
+            self.num.append(None)
+            self.inst.append(orjson.dumps({"type": inst.get("type", "Property")}))
+        else:
+            self.observed.append(inst.get("observedAt"))
+            self.num.append(numeric(inst.get("value")) if inst.get("type") == "Property" else None)
+            self.inst.append(orjson.dumps({k: v for k, v in inst.items() if k not in _SKIPPED}))
+        self.deleted.append(deleted)
+
+    def add_written(self, entity_id: str, attrs: dict[str, list[dict[str, Any]]], now: str, *,
+                    created: bool = False) -> None:
+        """The instances of ``attrs`` that the write at ``now`` wrote (all of them for a new entity)."""
+        for iri, instances in attrs.items():
+            for inst in instances:
+                if inst.get("modifiedAt", now if created else None) == now:
+                    self.add(entity_id, iri, inst)
+
+    def add_removed(self, entity_id: str, old: dict[str, list[dict[str, Any]]],
+                    new: dict[str, list[dict[str, Any]]], removed: list[str]) -> None:
+        """Deletion markers: attributes removed, and datasetIds that left an attribute the write kept."""
+        for iri in removed:
+            for inst in old.get(iri, ()):
+                self.add(entity_id, iri, inst, deleted=True)
+        for iri, instances in new.items():
+            before = old.get(iri)
+            if before and len(before) > len(instances):
+                kept = {i.get("datasetId") for i in instances}
+                for inst in before:
+                    if inst.get("datasetId") not in kept:
+                        self.add(entity_id, iri, inst, deleted=True)
+
+    def without(self, entity_ids: set[str]) -> HistoryRows:
+        keep = [k for k, e in enumerate(self.entity) if e not in entity_ids]
+        if len(keep) == len(self.entity):
+            return self
+        columns = [[column[k] for k in keep] for column in self.params()]
+        return HistoryRows(*columns)
+
+    def params(self) -> tuple[Any, ...]:
+        return self.entity, self.attr, self.dataset, self.observed, self.num, self.inst, self.deleted
+
+
+def insert_select(schema: str, first: int, now_param: int) -> str:
+    """``INSERT INTO attr_instances SELECT …`` over the ``HistoryRows.params()`` at ``$first`` onwards
+    (seven parameters), recorded at ``$now_param``; a caller may append a WHERE clause."""
+    check_schema_name(schema)
+    p = [f"${first + k}" for k in range(7)]
+    now = f"${now_param}"
+    return (f"INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, at, observed_at, created_at, "
+            f"modified_at, deleted_at, num, inst) "
+            f"SELECT u.e, u.a, u.d, coalesce(u.o::timestamptz, {now}), u.o::timestamptz, {now}, {now}, "
+            f"CASE WHEN u.x THEN {now}::timestamptz END, u.n, u.i "
+            f"FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[], {p[4]}::float8[], "
+            f"{p[5]}::jsonb[], {p[6]}::boolean[]) AS u(e, a, d, o, n, i, x)")
+
+
+def upsert_entities(schema: str) -> str:
+    """The ``temporal_entities`` rows of written entities ($1 ids, $2 types literals, $3 scopes literals,
+    $4 the write's timestamp): types and scopes follow the entity; a deleted one comes back."""
+    check_schema_name(schema)
+    return (f"INSERT INTO {schema}.temporal_entities AS t (id, types, scopes, created_at) "
+            f"SELECT u.id, u.types::text[], u.scopes::text[], $4 FROM unnest($1::text[], $2::text[], $3::text[]) "
+            f"AS u(id, types, scopes) ON CONFLICT (id) DO UPDATE SET types = excluded.types, "
+            f"scopes = excluded.scopes, deleted_at = NULL "
+            f"WHERE (t.types, t.scopes, t.deleted_at) IS DISTINCT FROM (excluded.types, excluded.scopes, NULL)")
+
+
+def replace_observed(schema: str, first: int) -> str:
+    """``DELETE`` the recorded instances that the rows at ``$first`` (``HistoryRows.params()``) observed at the
+    same moment (same entity, attribute, datasetId, observedAt): a temporal write re-sending an observation
+    replaces it (5.6.11) instead of duplicating it."""
+    check_schema_name(schema)
+    p = [f"${first + k}" for k in range(4)]
+    return (f"DELETE FROM {schema}.attr_instances h USING unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], "
+            f"{p[3]}::text[]) AS u(e, a, d, o) WHERE u.o IS NOT NULL AND h.entity_id = u.e AND h.attr = u.a "
+            f"AND h.at = u.o::timestamptz AND h.observed_at = u.o::timestamptz AND h.dataset_id IS NOT DISTINCT FROM u.d "
+            f"AND h.deleted_at IS NULL")

@@ -1,0 +1,130 @@
+"""The temporal representation of an entity (GS CIM 009 4.5.7 to 4.5.9).
+
+* normalized: every attribute an array of its instances (oldest first), each with its ``instanceId`` and,
+  where it has one, ``observedAt``; ``sysAttrs`` adds createdAt / modifiedAt (and deletedAt on deletion
+  markers, whose value is the NGSI-LD Null);
+* ``temporalValues`` (simplified): ``{"type": …, "values": [[value, time], …]}`` — ``objects`` for
+  Relationships, ``languageMaps``, ``vocabs``, ``jsons``, ``valueLists``, ``objectLists`` for the others;
+  the time is the query's ``timeproperty``;
+* ``aggregatedValues``: ``{"type": …, "<method>": [[value, periodStart, periodEnd], …]}``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from ..jsonld import Context
+from ..model.render import View, render_instance
+from ..model.values import NGSI_LD_NULL
+
+INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
+# the temporalValues member and the instance member holding the value, per attribute type
+SIMPLIFIED_MEMBERS = {
+    "Property": ("values", "value"), "GeoProperty": ("values", "value"), "Relationship": ("objects", "object"),
+    "LanguageProperty": ("languageMaps", "languageMap"), "VocabProperty": ("vocabs", "vocab"),
+    "JsonProperty": ("jsons", "json"), "ListProperty": ("valueLists", "valueList"),
+    "ListRelationship": ("objectLists", "objectList"),
+}
+# the temporalValues of these attribute types wrap each value in its member: [{"json": …}, time]
+WRAPPED = frozenset(("languageMap", "vocab", "json"))
+METHOD_COLUMNS = {"totalCount": "total_count", "distinctCount": "distinct_count", "sum": "sum", "avg": "avg",
+                  "min": "min", "max": "max", "stddev": "stddev", "sumsq": "sumsq"}
+_UTC = timezone.utc
+
+
+def time_text(value: datetime) -> str:
+    """A database timestamp as an NGSI-LD DateTime: whole seconds without a fraction (as clients write them)."""
+    value = value.astimezone(_UTC)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{value.microsecond:06d}Z" if value.microsecond else text + "Z"
+
+
+def entity_head(row: Any, ctx: Context, view: View) -> dict[str, Any]:
+    """id, type, scope (and with sysAttrs createdAt) of a ``temporal_entities`` row, as pick/omit allow."""
+    from ..model.projection import keeps
+
+    pick, omit = view.pick, view.omit
+    projected = pick is not None or omit is not None
+    out: dict[str, Any] = {}
+    if not projected or keeps("id", pick, omit):
+        out["id"] = row["id"]
+    if not projected or keeps("type", pick, omit):
+        types = [ctx.compact_type(t) for t in row["types"]]
+        out["type"] = types[0] if len(types) == 1 else types
+    if row["scopes"] and (not projected or keeps("scope", pick, omit)):
+        scopes = row["scopes"]
+        out["scope"] = scopes[0] if len(scopes) == 1 else list(scopes)
+    if view.sys_attrs and not projected:
+        out["createdAt"] = time_text(row["created_at"])
+        if row["deleted_at"] is not None:
+            out["deletedAt"] = time_text(row["deleted_at"])
+    return out
+
+
+def normalized_instance(row: Any, ctx: Context, view: View) -> dict[str, Any]:
+    inst = dict(row["inst"])
+    deleted = row["deleted_at"] is not None
+    if deleted:
+        member = SIMPLIFIED_MEMBERS.get(inst.get("type", "Property"), ("", "value"))[1]
+        inst[member] = {"@none": NGSI_LD_NULL} if member == "languageMap" else NGSI_LD_NULL
+    out = render_instance(inst, ctx, View(lang=view.lang))
+    out["instanceId"] = INSTANCE_PREFIX + str(row["instance_id"])
+    if view.sys_attrs:
+        out["createdAt"] = time_text(row["created_at"])
+        out["modifiedAt"] = time_text(row["modified_at"])
+    if deleted:
+        out["deletedAt"] = time_text(row["deleted_at"])
+    return out
+
+
+def simplified_attribute(rows: list[Any], ctx: Context, view: View, timeproperty: str) -> Any:
+    """temporalValues (4.5.9): the values paired with their time; one object per datasetId, a list of them
+    when there are several."""
+    by_dataset: dict[str | None, list[Any]] = {}
+    for row in rows:
+        by_dataset.setdefault(row["dataset_id"], []).append(row)
+    out = [_simplified_dataset(recs, ctx, view, timeproperty) for recs in by_dataset.values()]
+    return out[0] if len(out) == 1 else out
+
+
+def _simplified_dataset(rows: list[Any], ctx: Context, view: View, timeproperty: str) -> dict[str, Any]:
+    kind = rows[-1]["inst"].get("type", "Property")
+    member, source = SIMPLIFIED_MEMBERS.get(kind, ("values", "value"))
+    out: dict[str, Any] = {"type": kind}
+    if rows[0]["dataset_id"] is not None:
+        out["datasetId"] = rows[0]["dataset_id"]
+    pairs = []
+    for row in rows:
+        rendered = normalized_instance(row, ctx, view)
+        own = SIMPLIFIED_MEMBERS.get(rendered["type"], ("values", "value"))[1]
+        value = rendered.get(own, rendered.get("value"))
+        if source in WRAPPED and own == source:  # 4.5.9: these keep their member name around the value
+            value = {source: value}
+        pairs.append([value, _time_of(row, rendered, timeproperty)])
+    out[member] = pairs
+    return out
+
+
+def _time_of(row: Any, rendered: dict[str, Any], timeproperty: str) -> str:
+    if timeproperty == "observedAt" and "observedAt" in rendered:
+        return rendered["observedAt"]
+    column = {"observedAt": "created_at", "createdAt": "created_at", "modifiedAt": "modified_at",
+              "deletedAt": "deleted_at"}[timeproperty]
+    return time_text(row[column])
+
+
+def aggregated_attribute(kind: str, rows: list[Any], methods: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": kind}
+    for method in methods:
+        column = METHOD_COLUMNS[method]
+        series = []
+        for row in rows:
+            value = row[column]
+            if value is None:
+                continue
+            if method in ("sum", "avg", "min", "max", "stddev", "sumsq"):
+                value = float(value)
+            series.append([value, time_text(row["ps"]), time_text(row["pe"])])
+        out[method] = series
+    return out

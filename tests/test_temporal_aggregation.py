@@ -1,0 +1,90 @@
+"""Aggregation in SQL (``broker.temporal.store.aggregates``) equals a plain Python computation over the same
+instances: hypothesis draws the instances (times, values, repeats), the period and the window."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broker.store import schema as schema_mod
+from broker.temporal import store
+from broker.temporal.params import AGGREGATES, Duration, TemporalQuery
+
+from geo_support import Db
+
+SCHEMA = "t_aggregation_test"
+ATTR = "https://x.org/speed"
+ORIGIN = datetime(2021, 3, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def hist(db: Db) -> Iterator[Db]:
+    async def prepare() -> None:
+        async with db.conn.transaction():
+            await db.conn.execute("INSERT INTO ngsild.tenants (name, schema_name) VALUES ($1, $1) "
+                                  "ON CONFLICT DO NOTHING", SCHEMA)
+            version = await db.conn.fetchval("SELECT schema_version FROM ngsild.tenants WHERE name = $1", SCHEMA)
+            await db.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            await schema_mod.migrate_tenant(db.conn, SCHEMA, version)
+    db.run(prepare())
+    yield db
+
+
+def python_aggregates(points: list[tuple[int, float]], period: int | None, timerel: str | None,
+                      start: int | None, end: int | None) -> list[tuple[int, dict[str, Any]]]:
+    """(period start minute, {method: value}) for the instances at (minute, value) in the window [start, end)
+    (either side open); periods run from the window's start, or from the first instance when it has none."""
+    inside = sorted((m, v) for m, v in points if (start is None or m >= start) and (end is None or m < end))
+    if not inside:
+        return []
+    lo = start if start is not None else inside[0][0]
+    groups: dict[int, list[float]] = {}
+    for m, v in inside:
+        groups.setdefault(lo if period is None else lo + (m - lo) // period * period, []).append(v)
+    out = []
+    for first, vs in sorted(groups.items()):
+        out.append((first, {"totalCount": len(vs), "distinctCount": len(set(vs)), "sum": math.fsum(vs),
+                            "avg": statistics.fmean(vs), "min": min(vs), "max": max(vs),
+                            "stddev": statistics.pstdev(vs), "sumsq": math.fsum(v * v for v in vs)}))
+    return out
+
+
+points_st = st.lists(st.tuples(st.integers(0, 600), st.integers(-50, 50).map(float)), min_size=1, max_size=40)
+
+
+@given(points_st, st.sampled_from([None, 1, 7, 60, 90]), st.one_of(st.none(), st.integers(0, 300)),
+       st.one_of(st.none(), st.integers(301, 700)))
+@settings(max_examples=60, deadline=None)
+def test_sql_aggregation_equals_python(hist: Db, points: list[tuple[int, float]], period: int | None,
+                                       start: int | None, end: int | None) -> None:
+    entity_id = f"urn:ngsi-ld:T:{uuid.uuid4()}"
+    rows = [(entity_id, ATTR, ORIGIN + timedelta(minutes=m), v, orjson.dumps({"type": "Property", "value": v}).decode())
+            for m, v in points]
+    hist.run(hist.conn.executemany(
+        f"INSERT INTO {SCHEMA}.attr_instances (entity_id, attr, at, observed_at, created_at, modified_at, num, inst) "
+        f"VALUES ($1, $2, $3, $3, now(), now(), $4, $5::text::jsonb)", rows))
+    timerel, time_at, end_at = None, None, None
+    if start is not None and end is not None:
+        timerel, time_at, end_at = "between", ORIGIN + timedelta(minutes=start), ORIGIN + timedelta(minutes=end)
+    elif start is not None:
+        timerel, time_at = "after", ORIGIN + timedelta(minutes=start)
+    elif end is not None:
+        timerel, time_at = "before", ORIGIN + timedelta(minutes=end)
+    query = TemporalQuery(timerel=timerel, time_at=time_at, end_time_at=end_at, aggr_methods=AGGREGATES,
+                          aggr_period=Duration(seconds=period * 60) if period else Duration())
+    got = hist.run(store.aggregates(hist.conn, SCHEMA, [entity_id], None, query))
+    expected = python_aggregates(points, period, timerel, start, end)
+    assert [int((r["ps"] - ORIGIN).total_seconds() // 60) for r in got] == [first for first, _ in expected]
+    for row, (_, values) in zip(got, expected):
+        assert row["total_count"] == values["totalCount"]
+        assert row["distinct_count"] == values["distinctCount"]
+        for method in ("sum", "avg", "min", "max", "stddev", "sumsq"):
+            assert float(row[method]) == pytest.approx(values[method], abs=1e-6), method
