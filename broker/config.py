@@ -55,7 +55,7 @@ class Settings:
     history_on_delete: str = "delete"
     # days of history kept (whole month partitions past it are dropped); 0 keeps everything
     history_retention_days: float = 0.0
-    # attribute instances per attribute in one temporal response when lastN is not given (206 beyond)
+    # attribute instances in one temporal response, all attributes together (206 + Content-Range beyond)
     temporal_instance_limit: int = 30
 
     @property

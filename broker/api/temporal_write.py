@@ -24,7 +24,7 @@ from .http import JSON, LD_JSON, body_context, no_content, read_json, tenant_of
 from .params import bool_param, check_params, entity_path_id, link_context, now
 
 
-async def _parsed_body(request: Request, **kwargs):  # type: ignore[no-untyped-def]
+async def _parsed_body(request: Request) -> tuple[Any, Any, str]:
     broker = broker_of(request)
     tenant = tenant_of(request)
     body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes, allowed=(JSON, LD_JSON))

@@ -99,8 +99,8 @@ def relationship_targets(instances: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def render_entity(row: Any, ctx: Context, view: View, inline: Inline | None = None) -> dict[str, Any]:
-    """``row`` has id, types, scopes, created_at, modified_at, attrs (a database record or a dict)."""
+def entity_members(row: Any, ctx: Context, view: View) -> dict[str, Any]:
+    """The entity's id, type and scope that pick / omit keep (``row`` has id, types, scopes)."""
     pick, omit = view.pick, view.omit
     projected = pick is not None or omit is not None
     out: dict[str, Any] = {}
@@ -112,6 +112,14 @@ def render_entity(row: Any, ctx: Context, view: View, inline: Inline | None = No
     scopes = row["scopes"]
     if scopes and (not projected or keeps("scope", pick, omit)):
         out["scope"] = scopes[0] if len(scopes) == 1 else list(scopes)
+    return out
+
+
+def render_entity(row: Any, ctx: Context, view: View, inline: Inline | None = None) -> dict[str, Any]:
+    """``row`` has id, types, scopes, created_at, modified_at, attrs (a database record or a dict)."""
+    pick, omit = view.pick, view.omit
+    projected = pick is not None or omit is not None
+    out = entity_members(row, ctx, view)
     born = ""
     if view.sys_attrs:
         born = iso(row["created_at"])

@@ -166,10 +166,10 @@ class BatchStore:
             before = old.get(entity_id)
             new_attrs = latest[entity_id].attrs
             if history is not None:
-                history.add_written(entity_id, new_attrs, now, created=True)
                 gone = [k for k in before["keys"] if k not in new_attrs] if before else []
-                if gone:
-                    history.add_removed(entity_id, orjson.loads(before["attrs"]), new_attrs, gone)
+                # the old attributes are decoded only when some are removed (their deletion markers)
+                history.add_change(entity_id, orjson.loads(before["attrs"]) if gone else None, new_attrs, gone,
+                                   now, created=True)
             entries.append(change_entry(
                 op, entity_id, latest[entity_id].types, now, new=orjson.Fragment(attrs[entity_id]),
                 old=orjson.Fragment(before["attrs"]) if before else None,
@@ -178,8 +178,8 @@ class BatchStore:
         if entries:
             await conn.execute(_INSERT_CHANGE, tenant, encode(entries))
         if history is not None:
-            kept = [i for i in todo if i in written]
-            await write_history(conn, sql, history, kept, {i: latest[i] for i in kept}, [], now_dt)
+            await write_history(conn, sql, history, [(i, latest[i].types, latest[i].scopes) for i in todo
+                                                     if i in written], [], now_dt)
         return written
 
     async def run(self, tenant: str, items: list[tuple[str, Rule]], now: str, now_dt: datetime, *,
@@ -251,8 +251,8 @@ class BatchStore:
         if changes:
             await conn.execute(_INSERT_CHANGE, tenant, encode(changes))
         if history is not None:
-            gone = sorted(i for i, s in state.items() if s is None and i in before)
-            await write_history(conn, sql, history, ids_out, state, gone, now_dt)
+            kept = [(i, state[i]["types"], state[i]["scopes"]) for i in ids_out]  # type: ignore[index]
+            await write_history(conn, sql, history, kept, deleted, now_dt)
         return outcome
 
 
@@ -263,35 +263,30 @@ def _record(history: record.HistoryRows, entity_id: str, current: dict[str, Any]
         if keep_deleted and current is not None:
             history.add_removed(entity_id, current["attrs"], {}, list(current["attrs"]))
         return
+    old = current["attrs"] if current is not None else None
     if new.write is None:  # a creation or a replacement: every instance is new
-        history.add_written(entity_id, new.attrs, now, created=True)
-        if current is not None:
-            history.add_removed(entity_id, current["attrs"], new.attrs,
-                                [k for k in current["attrs"] if k not in new.attrs])
-        return
-    history.add_written(entity_id, new.write.set_attrs, now)
-    if current is not None:
-        history.add_removed(entity_id, current["attrs"], new.write.set_attrs, new.write.removed)
+        history.add_change(entity_id, old, new.attrs, [k for k in old or () if k not in new.attrs], now,
+                           created=True)
+    else:
+        history.add_change(entity_id, old, new.write.set_attrs, new.write.removed, now)
 
 
-async def write_history(conn: asyncpg.Connection, sql: _Sql, rows: record.HistoryRows, written: list[str],
-                        states: dict[str, Any], deleted: list[str], now_dt: datetime) -> None:
-    """A batch's history, in its transaction: instances, the written entities' ``temporal_entities`` rows,
-    and the deleted entities' history removed (or marked deleted, when kept)."""
+async def write_history(conn: asyncpg.Connection, sql: _Sql, rows: record.HistoryRows,
+                        written: list[tuple[str, list[str], list[str] | None]], deleted: list[str],
+                        now_dt: datetime) -> None:
+    """A batch's history, in its transaction: instances, the ``temporal_entities`` rows of the written
+    entities ((id, types, scopes)), and the deleted entities' history removed (or marked deleted, when kept)."""
     if deleted and not sql.keep_deleted:
         await conn.execute(sql.history_drop, deleted)
         rows = rows.without(set(deleted))  # what earlier items of the batch wrote goes too
     if len(rows):
         await conn.execute(sql.history_insert, *rows.params(), now_dt)
     if written:
-        await conn.execute(sql.history_entities, written, [array_literal(_get(states[i], "types")) for i in written],
-                           [array_literal(_get(states[i], "scopes")) for i in written], now_dt)
+        await conn.execute(sql.history_entities, [i for i, _, _ in written],
+                           [array_literal(types) for _, types, _ in written],
+                           [array_literal(scopes) for _, _, scopes in written], now_dt)
     if deleted and sql.keep_deleted:
         await conn.execute(sql.history_mark, deleted, now_dt)
-
-
-def _get(state: Any, name: str) -> Any:
-    return state[name] if isinstance(state, dict) else getattr(state, name)
 
 
 def _entry(entity_id: str, current: dict[str, Any] | None, new: NewState | None, now: str) -> dict[str, Any]:

@@ -181,8 +181,7 @@ class EntityStore:
             rows = history
             if rows is None:
                 rows = record.HistoryRows()
-                rows.add_written(entity_id, write.set_attrs, now)
-                rows.add_removed(entity_id, row["attrs"], write.set_attrs, write.removed)
+                rows.add_change(entity_id, row["attrs"], write.set_attrs, write.removed, now)
             args += rows.params()
         seq = await conn.fetchval(sql.modify_replacing if history is not None and sql.history else sql.modify, *args)
         return write if seq is not None else None

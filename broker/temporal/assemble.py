@@ -31,10 +31,6 @@ class Cut:
     last: datetime | None = None
     limit: int = 0
 
-    def widen(self, first: datetime, last: datetime) -> None:
-        self.first = first if self.first is None or first < self.first else self.first
-        self.last = last if self.last is None or last > self.last else self.last
-
 
 def _attrs_of(view: View) -> list[str] | None:
     return sorted(view.attrs) if view.attrs is not None else None

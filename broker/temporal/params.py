@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from ..errors import bad_request
@@ -133,9 +133,3 @@ def window(query: TemporalQuery) -> tuple[datetime | None, datetime | None]:
         return query.time_at, query.end_time_at
     return None, None
 
-
-def period_bounds(start: datetime, period: Duration) -> datetime:
-    """The end of the aggregation period starting at ``start`` (Python's side of the SQL arithmetic)."""
-    year, month = divmod(start.month - 1 + period.months, 12)
-    moved = start.replace(year=start.year + year, month=month + 1) if period.months else start
-    return moved + timedelta(seconds=period.seconds)

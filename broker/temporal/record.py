@@ -67,6 +67,15 @@ class HistoryRows:
                 if inst.get("modifiedAt", now if created else None) == now:
                     self.add(entity_id, iri, inst)
 
+    def add_change(self, entity_id: str, old: dict[str, list[dict[str, Any]]] | None,
+                   written: dict[str, list[dict[str, Any]]], removed: list[str], now: str, *,
+                   created: bool = False) -> None:
+        """The rows of one write: the instances of ``written`` it stamped, and deletion markers for what it
+        removed from ``old`` (the previous attributes; None for a new entity)."""
+        self.add_written(entity_id, written, now, created=created)
+        if old is not None:
+            self.add_removed(entity_id, old, written, removed)
+
     def add_removed(self, entity_id: str, old: dict[str, list[dict[str, Any]]],
                     new: dict[str, list[dict[str, Any]]], removed: list[str]) -> None:
         """Deletion markers: attributes removed, and datasetIds that left an attribute the write kept."""

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..jsonld import Context
-from ..model.render import View, render_instance
+from ..model.render import View, entity_members, render_instance
 from ..model.values import NGSI_LD_NULL
 
 INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
@@ -42,20 +42,8 @@ def time_text(value: datetime) -> str:
 
 def entity_head(row: Any, ctx: Context, view: View) -> dict[str, Any]:
     """id, type, scope (and with sysAttrs createdAt) of a ``temporal_entities`` row, as pick/omit allow."""
-    from ..model.projection import keeps
-
-    pick, omit = view.pick, view.omit
-    projected = pick is not None or omit is not None
-    out: dict[str, Any] = {}
-    if not projected or keeps("id", pick, omit):
-        out["id"] = row["id"]
-    if not projected or keeps("type", pick, omit):
-        types = [ctx.compact_type(t) for t in row["types"]]
-        out["type"] = types[0] if len(types) == 1 else types
-    if row["scopes"] and (not projected or keeps("scope", pick, omit)):
-        scopes = row["scopes"]
-        out["scope"] = scopes[0] if len(scopes) == 1 else list(scopes)
-    if view.sys_attrs and not projected:
+    out = entity_members(row, ctx, view)
+    if view.sys_attrs and view.pick is None and view.omit is None:
         out["createdAt"] = time_text(row["created_at"])
         if row["deleted_at"] is not None:
             out["deletedAt"] = time_text(row["deleted_at"])

@@ -13,7 +13,6 @@ every method asked for from the typed ``num`` column and the instance's value.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -139,9 +138,3 @@ async def entity_row(conn: asyncpg.Connection, schema: str, entity_id: str) -> a
     check_schema_name(schema)
     return await conn.fetchrow(f"SELECT id, types, scopes, created_at, deleted_at FROM {schema}.temporal_entities "
                                f"WHERE id = $1", entity_id)
-
-
-def as_time(value: datetime | None) -> str | None:
-    from ..model.values import from_datetime
-
-    return from_datetime(value) if value is not None else None

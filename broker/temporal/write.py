@@ -22,9 +22,9 @@ from ..errors import bad_request, not_found
 from ..jsonld import Context
 from ..model.entity import ENTITY_MEMBERS, EntityInput, parse_entity
 from . import record
+from .render import INSTANCE_PREFIX
 from .tables import check_schema_name
 
-INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
 
 
 def parse_temporal_entity(body: Any, ctx: Context, *, require_type: bool = True
