@@ -39,7 +39,7 @@ class Db:
         self.dsn = dsn
         # JIT off: PostGIS declares its predicates expensive, so a geo filter over a few dozen rows is estimated
         # past jit_above_cost and compiled for ~1 s (the broker's own pool should turn JIT off too)
-        self.conn: asyncpg.Connection = self.run(asyncpg.connect(dsn, server_settings={"jit": "off"}))
+        self.conn: asyncpg.Connection = self.run(asyncpg.connect(dsn, server_settings={"jit": "off", "TimeZone": "UTC"}))
         if postgis:
             self.run(self.conn.execute("CREATE EXTENSION IF NOT EXISTS postgis"))
         self.run(migrate(self.conn))

@@ -14,7 +14,8 @@ end
 function request()
   n = n + 1
   local path = "/ngsi-ld/v1/entities/" .. common.seed_id(math.random(0, count - 1)) .. "/attrs/speed"
-  local body = string.format('{"value":%.2f,"observedAt":"%s"}', 30.25 + n % 70, common.observed)
+  -- observed now, as a sensor's reading is (and so recorded in the current month's history partition)
+  local body = string.format('{"value":%.2f,"observedAt":"%s"}', 30.25 + n % 70, os.date("!%Y-%m-%dT%H:%M:%SZ"))
   return wrk.format("PATCH", path, common.headers, body)
 end
 

@@ -56,14 +56,12 @@ async def assemble(conn: asyncpg.Connection, schema: str, rows: list[Any], ctx: 
     if not ids:
         return [], None
     if mode == AGGREGATED:
-        kinds = await _kinds(conn, schema, ids)
         for rec in await store.aggregates(conn, schema, ids, attrs, query, _datasets(view)):
             if not _wanted(rec["attr"], view):
                 continue
             entity = out[rec["entity_id"]]
             name = ctx.compact_attr(rec["attr"])
-            bucket = entity.setdefault(name, {"rows": [], "kind": kinds.get((rec["entity_id"], rec["attr"]),
-                                                                             "Property")})
+            bucket = entity.setdefault(name, {"rows": [], "kind": rec["kind"]})
             bucket["rows"].append(rec)
         for entity in out.values():
             for name, member in list(entity.items()):
@@ -73,17 +71,25 @@ async def assemble(conn: asyncpg.Connection, schema: str, rows: list[Any], ctx: 
     newest_first = query.last_n is not None
     fetch = min(query.last_n, limit + 1) if newest_first else limit + 1  # type: ignore[type-var]
     grouped: dict[tuple[str, str], list[Any]] = {}
-    for rec in await store.instances(conn, schema, ids, attrs, query, fetch, _datasets(view)):
+    for rec in await store.instances(conn, schema, ids, attrs, query, fetch, _datasets(view),
+                                     sys_attrs=view.sys_attrs):
         if _wanted(rec["attr"], view):
             grouped.setdefault((rec["entity_id"], rec["attr"]), []).append(rec)
+    for recs in grouped.values():  # oldest first (the database returns each pair's in its scan order)
+        recs.sort(key=_instance_order)
     cut = _cut(grouped, query, limit)
-    for (entity_id, iri), recs in grouped.items():
+    inner = render.instance_view(view)
+    for (entity_id, iri), recs in sorted(grouped.items(), key=lambda item: item[0]):
         name = ctx.compact_attr(iri)
         if mode == TEMPORAL_VALUES:
-            out[entity_id][name] = render.simplified_attribute(recs, ctx, view, query.timeproperty)
+            out[entity_id][name] = render.simplified_attribute(recs, ctx, view, inner, query.timeproperty)
         else:
-            out[entity_id][name] = [render.normalized_instance(r, ctx, view) for r in recs]
+            out[entity_id][name] = [render.normalized_instance(r, ctx, view, inner) for r in recs]
     return list(out.values()), cut
+
+
+def _instance_order(rec: Any) -> tuple[Any, Any]:
+    return rec["t"], rec["instance_id"]
 
 
 def _cut(grouped: dict[tuple[str, str], list[Any]], query: TemporalQuery, limit: int) -> Cut | None:
@@ -105,8 +111,3 @@ def _cut(grouped: dict[tuple[str, str], list[Any]], query: TemporalQuery, limit:
         first = query.time_at or first
     return Cut(first, edge, limit)
 
-
-async def _kinds(conn: asyncpg.Connection, schema: str, ids: list[str]) -> dict[tuple[str, str], str]:
-    """The attribute type of each (entity, attribute): its latest instance's."""
-    rows = await store.instances(conn, schema, ids, None, TemporalQuery(last_n=1, timeproperty="createdAt"), 1)
-    return {(r["entity_id"], r["attr"]): r["inst"].get("type", "Property") for r in rows}

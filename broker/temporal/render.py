@@ -17,6 +17,7 @@ from typing import Any
 from ..jsonld import Context
 from ..model.render import View, entity_members, render_instance
 from ..model.values import NGSI_LD_NULL
+from .store import METHOD_COLUMNS
 
 INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
 # the temporalValues member and the instance member holding the value, per attribute type
@@ -28,8 +29,6 @@ SIMPLIFIED_MEMBERS = {
 }
 # the temporalValues of these attribute types wrap each value in its member: [{"json": …}, time]
 WRAPPED = frozenset(("languageMap", "vocab", "json"))
-METHOD_COLUMNS = {"totalCount": "total_count", "distinctCount": "distinct_count", "sum": "sum", "avg": "avg",
-                  "min": "min", "max": "max", "stddev": "stddev", "sumsq": "sumsq"}
 _UTC = timezone.utc
 
 
@@ -50,13 +49,20 @@ def entity_head(row: Any, ctx: Context, view: View) -> dict[str, Any]:
     return out
 
 
-def normalized_instance(row: Any, ctx: Context, view: View) -> dict[str, Any]:
-    inst = dict(row["inst"])
+def instance_view(view: View) -> View:
+    """How the instances of a temporal answer render (the answer's ``view`` minus what applies to entities)."""
+    return View(lang=view.lang)
+
+
+def normalized_instance(row: Any, ctx: Context, view: View, inner: View) -> dict[str, Any]:
+    """One instance (a row of ``store.instances``); ``inner`` is ``instance_view(view)``, built once."""
+    inst = row["inst"]
     deleted = row["deleted_at"] is not None
     if deleted:
+        inst = dict(inst)
         member = SIMPLIFIED_MEMBERS.get(inst.get("type", "Property"), ("", "value"))[1]
         inst[member] = {"@none": NGSI_LD_NULL} if member == "languageMap" else NGSI_LD_NULL
-    out = render_instance(inst, ctx, View(lang=view.lang))
+    out = render_instance(inst, ctx, inner)
     out["instanceId"] = INSTANCE_PREFIX + str(row["instance_id"])
     if view.sys_attrs:
         out["createdAt"] = time_text(row["created_at"])
@@ -66,17 +72,18 @@ def normalized_instance(row: Any, ctx: Context, view: View) -> dict[str, Any]:
     return out
 
 
-def simplified_attribute(rows: list[Any], ctx: Context, view: View, timeproperty: str) -> Any:
+def simplified_attribute(rows: list[Any], ctx: Context, view: View, inner: View, timeproperty: str) -> Any:
     """temporalValues (4.5.9): the values paired with their time; one object per datasetId, a list of them
     when there are several."""
     by_dataset: dict[str | None, list[Any]] = {}
     for row in rows:
         by_dataset.setdefault(row["dataset_id"], []).append(row)
-    out = [_simplified_dataset(recs, ctx, view, timeproperty) for recs in by_dataset.values()]
+    out = [_simplified_dataset(recs, ctx, view, inner, timeproperty) for recs in by_dataset.values()]
     return out[0] if len(out) == 1 else out
 
 
-def _simplified_dataset(rows: list[Any], ctx: Context, view: View, timeproperty: str) -> dict[str, Any]:
+def _simplified_dataset(rows: list[Any], ctx: Context, view: View, inner: View, timeproperty: str
+                        ) -> dict[str, Any]:
     kind = rows[-1]["inst"].get("type", "Property")
     member, source = SIMPLIFIED_MEMBERS.get(kind, ("values", "value"))
     out: dict[str, Any] = {"type": kind}
@@ -84,7 +91,7 @@ def _simplified_dataset(rows: list[Any], ctx: Context, view: View, timeproperty:
         out["datasetId"] = rows[0]["dataset_id"]
     pairs = []
     for row in rows:
-        rendered = normalized_instance(row, ctx, view)
+        rendered = normalized_instance(row, ctx, view, inner)
         own = SIMPLIFIED_MEMBERS.get(rendered["type"], ("values", "value"))[1]
         value = rendered.get(own, rendered.get("value"))
         if source in WRAPPED and own == source:  # 4.5.9: these keep their member name around the value
@@ -95,24 +102,23 @@ def _simplified_dataset(rows: list[Any], ctx: Context, view: View, timeproperty:
 
 
 def _time_of(row: Any, rendered: dict[str, Any], timeproperty: str) -> str:
+    """The instance's time in temporalValues: its observedAt as sent, or the time property's column (``t``;
+    for observedAt, an instance without one was recorded at its createdAt)."""
     if timeproperty == "observedAt" and "observedAt" in rendered:
         return rendered["observedAt"]
-    column = {"observedAt": "created_at", "createdAt": "created_at", "modifiedAt": "modified_at",
-              "deletedAt": "deleted_at"}[timeproperty]
-    return time_text(row[column])
+    return time_text(row["t"])
 
 
 def aggregated_attribute(kind: str, rows: list[Any], methods: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {"type": kind}
+    spans = [(time_text(row["ps"]), time_text(row["pe"])) for row in rows]
     for method in methods:
         column = METHOD_COLUMNS[method]
+        as_float = method not in ("totalCount", "distinctCount")  # numeric columns arrive as float or Decimal
         series = []
-        for row in rows:
+        for row, (start, end) in zip(rows, spans):
             value = row[column]
-            if value is None:
-                continue
-            if method in ("sum", "avg", "min", "max", "stddev", "sumsq"):
-                value = float(value)
-            series.append([value, time_text(row["ps"]), time_text(row["pe"])])
+            if value is not None:
+                series.append([float(value) if as_float else value, start, end])
         out[method] = series
     return out

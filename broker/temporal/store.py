@@ -20,10 +20,17 @@ import asyncpg
 from .params import TemporalQuery, window
 from .tables import check_schema_name
 
-INSTANCE_COLUMNS = "attr, dataset_id, instance_id, observed_at, created_at, modified_at, deleted_at, inst"
+INSTANCE_COLUMNS = "i.attr, i.dataset_id, i.instance_id, i.deleted_at, i.inst"
 # the value an instance is compared by (distinctCount), whatever its attribute type
-VALUE = ("coalesce(inst -> 'value', inst -> 'object', inst -> 'languageMap', inst -> 'vocab', inst -> 'json', "
-         "inst -> 'valueList', inst -> 'objectList')")
+VALUE = ("coalesce(i.inst -> 'value', i.inst -> 'object', i.inst -> 'languageMap', i.inst -> 'vocab', "
+         "i.inst -> 'json', i.inst -> 'valueList', i.inst -> 'objectList')")
+# each aggrMethod in SQL: counts over every instance, the rest over the typed number column
+METHOD_SQL = {"totalCount": "count(*)", "distinctCount": f"count(DISTINCT {VALUE})", "sum": "sum(i.num)",
+              "avg": "avg(i.num)", "min": "min(i.num)", "max": "max(i.num)", "stddev": "stddev_pop(i.num)",
+              "sumsq": "sum(i.num * i.num)"}
+# the column each method's value is returned in
+METHOD_COLUMNS = {"totalCount": "total_count", "distinctCount": "distinct_count", "sum": "sum", "avg": "avg",
+                  "min": "min", "max": "max", "stddev": "stddev", "sumsq": "sumsq"}
 
 
 def _pairs(schema: str, attrs: list[str] | None, args: list[Any]) -> str:
@@ -66,10 +73,11 @@ def time_filter(query: TemporalQuery, args: list[Any], datasets: list[str | None
 
 
 async def instances(conn: asyncpg.Connection, schema: str, entity_ids: list[str], attrs: list[str] | None,
-                    query: TemporalQuery, limit: int, datasets: list[str | None] | None = None
-                    ) -> list[asyncpg.Record]:
+                    query: TemporalQuery, limit: int, datasets: list[str | None] | None = None, *,
+                    sys_attrs: bool = False) -> list[asyncpg.Record]:
     """The instances of each (entity, attribute): the ``limit`` oldest (with lastN: the ``limit`` most recent),
-    returned oldest first."""
+    in no particular order. Each row: entity_id, attr, dataset_id, instance_id, deleted_at, inst, ``t`` (the
+    time property's value) and, with ``sys_attrs``, created_at and modified_at."""
     check_schema_name(schema)
     args: list[Any] = [entity_ids]
     pairs = _pairs(schema, attrs, args)
@@ -77,47 +85,64 @@ async def instances(conn: asyncpg.Connection, schema: str, entity_ids: list[str]
     col = f"i.{query.column}"
     args.append(limit)
     order = "DESC" if query.last_n is not None else "ASC"
+    # only the columns rendered: decoding a timestamp costs as much as reading the row
+    columns = INSTANCE_COLUMNS + (", i.created_at, i.modified_at" if sys_attrs else "")
     sql = (f"WITH RECURSIVE {pairs} "
-           f"SELECT p.e AS entity_id, r.* FROM p, LATERAL (SELECT {', '.join('i.' + c for c in INSTANCE_COLUMNS.split(', '))}, "
-           f"{col} AS t FROM {schema}.attr_instances i WHERE i.entity_id = p.e AND i.attr = p.a AND {cond} "
-           f"ORDER BY {col} {order}, i.instance_id LIMIT ${len(args)}) r ORDER BY p.e, p.a, r.t, r.instance_id")
+           f"SELECT p.e AS entity_id, r.* FROM p, LATERAL (SELECT {columns}, {col} AS t "
+           f"FROM {schema}.attr_instances i WHERE i.entity_id = p.e AND i.attr = p.a AND {cond} "
+           f"ORDER BY {col} {order}, i.instance_id LIMIT ${len(args)}) r")
     return await conn.fetch(sql, *args)
+
+
+def _bind(args: list[Any], moment: Any) -> str:
+    """A timestamptz parameter: ``moment`` appended to ``args``."""
+    args.append(moment)
+    return f"${len(args)}::timestamptz"
 
 
 async def aggregates(conn: asyncpg.Connection, schema: str, entity_ids: list[str], attrs: list[str] | None,
                      query: TemporalQuery, datasets: list[str | None] | None = None) -> list[asyncpg.Record]:
-    """One row per (entity, attribute, period) holding instances: its start, end and every method's value."""
+    """One row per (entity, attribute, period) holding instances: the attribute's type (its latest instance's),
+    the period's start and end, and the value of each method asked for (columns named as METHOD_COLUMNS)."""
     check_schema_name(schema)
     args: list[Any] = [entity_ids]
     pairs = _pairs(schema, attrs, args)
     cond = time_filter(query, args, datasets)
     col = f"i.{query.column}"
     start, end = window(query)
-    args.append(start)
-    start_ref = f"${len(args)}::timestamptz"
-    args.append(end)
-    end_ref = f"${len(args)}::timestamptz"
+    t = f"{schema}.attr_instances"
+    of_pair = f"FROM {t} i WHERE i.entity_id = p.e AND i.attr = p.a AND {cond}"
     period = query.aggr_period
-    if period.zero:
-        # one period: the window, or the pair's instances' own span (its last instance included)
-        periods = f"SELECT coalesce({start_ref}, b.lo) AS ps, coalesce({end_ref}, b.hi) AS pe"
-        within = f"{col} >= w.ps AND ({col} < w.pe OR ({end_ref} IS NULL AND {col} = w.pe))"
+    origin = ""
+    if period.zero:  # one period: the window, or the instances' own span (the last one included)
+        bounds = f"coalesce({_bind(args, start)}, min({col})) AS ps, coalesce({_bind(args, end)}, max({col})) AS pe"
+        group = ""
     else:
         args.append(period.sql_interval())
         step = f"${len(args)}::text::interval"
-        periods = (f"SELECT g AS ps, g + {step} AS pe FROM generate_series(coalesce({start_ref}, b.lo), "
-                   f"coalesce({end_ref}, b.hi), {step}) g WHERE {end_ref} IS NULL OR g < {end_ref}")
-        within = f"{col} >= w.ps AND {col} < w.pe"
+        # periods start at the window's start, or at the pair's first instance
+        origin = f"CROSS JOIN LATERAL (SELECT coalesce({_bind(args, start)}, (SELECT min({col}) {of_pair})) AS o) o "
+        if period.months == 0:  # exact periods: one scan, each instance binned by arithmetic
+            bucket = f"date_bin({step}, {col}, o.o)"
+            bounds, group = f"{bucket} AS ps, {bucket} + {step} AS pe", f" GROUP BY {bucket}"
+        else:  # calendar periods (months vary): a handful of them, binned by binary search of their starts
+            # the k-th starts at origin + k * period (end of month clamped, as PostgreSQL adds months); enough
+            # of them to pass the window's end or the last instance: one more than the whole months between
+            last = f"coalesce({_bind(args, end)}, (SELECT max({col}) {of_pair}))"
+            args.append(period.months)
+            months = f"(extract(year FROM l.last) * 12 + extract(month FROM l.last) - extract(year FROM o.o) * 12 " \
+                     f"- extract(month FROM o.o))::int / ${len(args)}::int + 1"
+            origin += (f"CROSS JOIN LATERAL (SELECT {last} AS last) l CROSS JOIN LATERAL (SELECT ARRAY(SELECT o.o "
+                       f"+ k * {step} FROM generate_series(0, {months}) k) AS edges) w ")
+            bucket = f"width_bucket({col}, w.edges)"
+            bounds, group = f"w.edges[{bucket}] AS ps, w.edges[{bucket} + 1] AS pe", f" GROUP BY {bucket}"
+    methods = ", ".join(f"{METHOD_SQL[m]} AS {METHOD_COLUMNS[m]}" for m in query.aggr_methods)
     sql = (f"WITH RECURSIVE {pairs} "
-           f"SELECT p.e AS entity_id, p.a AS attr, w.ps, w.pe, s.* FROM p "
-           f"CROSS JOIN LATERAL (SELECT min({col}) AS lo, max({col}) AS hi FROM {schema}.attr_instances i "
-           f"WHERE i.entity_id = p.e AND i.attr = p.a AND {cond}) b "
-           f"CROSS JOIN LATERAL ({periods}) w "
-           f"CROSS JOIN LATERAL (SELECT count(*) AS total_count, count(DISTINCT {VALUE}) AS distinct_count, "
-           f"sum(i.num) AS sum, avg(i.num) AS avg, min(i.num) AS min, max(i.num) AS max, "
-           f"stddev_pop(i.num) AS stddev, sum(i.num * i.num) AS sumsq, count(i.num) AS numbers "
-           f"FROM {schema}.attr_instances i WHERE i.entity_id = p.e AND i.attr = p.a AND {cond} AND {within}) s "
-           f"WHERE b.lo IS NOT NULL AND s.total_count > 0 ORDER BY p.e, p.a, w.ps")
+           f"SELECT p.e AS entity_id, p.a AS attr, coalesce(k.kind, 'Property') AS kind, s.* FROM p "
+           f"LEFT JOIN LATERAL (SELECT i.inst ->> 'type' AS kind FROM {t} i WHERE i.entity_id = p.e "
+           f"AND i.attr = p.a AND i.deleted_at IS NULL ORDER BY i.at DESC LIMIT 1) k ON true {origin}"
+           f"CROSS JOIN LATERAL (SELECT {bounds}{', ' if methods else ''}{methods} {of_pair}{group} "
+           f"HAVING count(*) > 0) s ORDER BY p.e, p.a, s.ps")
     return await conn.fetch(sql, *args)
 
 
