@@ -214,3 +214,68 @@ async def test_bad_temporal_bodies(ngsi: Ngsi) -> None:
     problem(await ngsi.request("POST", T, body={"type": "Vehicle", "speed": series([1])}), 400)
     problem(await ngsi.request("POST", T, body={"id": uid("V"), "type": "Vehicle", "speed": [{"value": None}]}), 400)
     problem(await ngsi.request("GET", f"{T}/{uid('Nothing')}"), 404, "ResourceNotFound")
+
+
+async def test_empty_attribute_name_in_instance_path(ngsi: Ngsi) -> None:
+    """…/attrs//{instanceId}: DELETE is a bad request (ETSI 017_02_05), PATCH has no such resource (405,
+    016_02_06)."""
+    ent = {"id": uid("Vehicle"), "type": "Vehicle", "speed": series([1])}
+    await create_temporal(ngsi, ent)
+    instance = (await temporal(ngsi, ent["id"])).json["speed"][0]["instanceId"]
+    path = f"{T}/{ngsi.quote_id(ent['id'])}/attrs//{instance}"
+    problem(await ngsi.request("DELETE", path), 400, "BadRequestData")
+    assert (await ngsi.request("PATCH", path, body={"value": 2})).status == 405
+
+
+async def test_temporal_values_of_an_attribute_cut_by_paging(ngsi: Ngsi) -> None:
+    """An entity whose instances all fall after the page's cut keeps its attributes, with no values
+    (ETSI 021_15_07)."""
+    kind = "Van" + uid("x")[-8:]
+    early = {"id": uid(kind), "type": kind, "speed": series(list(range(30)), day="2020-01-01")}
+    late = {"id": uid(kind), "type": kind, "speed": series([1, 2], day="2020-09-01")}
+    await create_temporal(ngsi, early)
+    await create_temporal(ngsi, late)
+    reply = await ngsi.request("GET", T, params={"type": kind, "options": "temporalValues", "timerel": "after",
+                                                 "timeAt": "2019-01-01T00:00:00Z"})
+    assert reply.status == 206, reply
+    by_id = {e["id"]: e for e in reply.json}
+    assert len(by_id[early["id"]]["speed"]["values"]) == 30
+    assert by_id[late["id"]]["speed"] == {"type": "Property", "values": []}
+
+
+async def test_query_body_aggregation_members(ngsi: Ngsi) -> None:
+    """aggrMethods in a Query's aggrParams (5.2.44) or temporalQ (5.2.21) ask for aggregated values; a bad
+    method or duration there is a bad request naming the member."""
+    kind = "Tram" + uid("x")[-8:]
+    await create_temporal(ngsi, {"id": uid(kind), "type": kind, "speed": series([1, 2, 3])})
+    query = {"type": "Query", "entities": [{"type": kind}],
+             "temporalQ": {"timerel": "after", "timeAt": "2021-01-01T00:00:00Z"}}
+    for extra in ({"aggrParams": {"aggrMethods": ["avg"], "aggrPeriodDuration": "PT0S"}},
+                  {"temporalQ": {**query["temporalQ"], "aggrMethods": "avg,max"}}):
+        reply = await ngsi.request("POST", "/temporal/entityOperations/query", body={**query, **extra})
+        assert reply.status == 200, reply
+        assert reply.json[0]["speed"]["avg"][0][0] == 2.0 and "instanceId" not in str(reply.json)
+    for member, bad in (("aggrMethods", ["median"]), ("aggrPeriodDuration", "bogus")):
+        params = {"aggrMethods": ["avg"], member: bad}
+        reply = await ngsi.request("POST", "/temporal/entityOperations/query",
+                                   body={**query, "aggrParams": params})
+        problem(reply, 400, "BadRequestData")
+        assert member in reply.json["detail"], reply
+
+
+async def test_object_lists_in_temporal_values_are_bare(ngsi: Ngsi) -> None:
+    """4.5.9 Example 7: a ListRelationship's temporalValues pair holds the bare array of URIs."""
+    ent = {"id": uid("Bus"), "type": "Bus", "route": {"type": "ListRelationship", "observedAt": "2021-03-01T00:00:00Z",
+                                                      "objectList": ["urn:ngsi-ld:Road:1", "urn:ngsi-ld:Road:2"]}}
+    await create_temporal(ngsi, ent)
+    body = (await temporal(ngsi, ent["id"], options="temporalValues")).json
+    assert body["route"]["objectLists"] == [[["urn:ngsi-ld:Road:1", "urn:ngsi-ld:Road:2"], "2021-03-01T00:00:00Z"]]
+
+
+async def test_linked_projection_and_bad_csf_are_bad_requests(ngsi: Ngsi) -> None:
+    ent = {"id": uid("Building"), "type": "Building", "speed": series([1])}
+    await create_temporal(ngsi, ent)
+    problem(await ngsi.request("GET", f"{T}/{ngsi.quote_id(ent['id'])}", params={"pick": "owner{name}"}), 400,
+            "BadRequestData")
+    for params in ({"pick": "owner{name}"}, {"csf": "))bad(("}):
+        problem(await ngsi.request("GET", T, params={"type": "Building", **params}), 400, "BadRequestData")

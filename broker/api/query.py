@@ -97,6 +97,9 @@ def filters_of(request: Request, ctx: Context, what: str) -> EntityQuery:
         q=parse_q_param(request.query_params.get("q")),
         scope_q=parse_scope_q_param(request.query_params.get("scopeQ")),
         geo=geo_of(request))
+    # csf filters Context Source Registrations, which a local query does not consult; it is still checked
+    # (its grammar is q's, 4.9) so that a malformed one is a bad request rather than ignored
+    parse_q_param(request.query_params.get("csf"))
     _require_selector(query, request, what, wildcard)
     return query
 

@@ -39,6 +39,9 @@ def routes() -> list[Route | Mount]:
         resource("/entityOperations/delete", POST=batch.batch_delete),
         resource("/entityOperations/query", POST=query.query_entities_post),
         resource("/temporal/entities", GET=temporal.query_temporal, POST=temporal_write.create_temporal),
+        # an empty attribute name: DELETE is a bad request (ETSI 017_02_05); PATCH stays 405 (016_02_06)
+        resource("/temporal/entities/{entity_id:path}/attrs//{instance_id:path}",
+                 DELETE=temporal_write.missing_attribute),
         resource("/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}",
                  PATCH=temporal_write.modify_instance, DELETE=temporal_write.delete_instance),
         resource("/temporal/entities/{entity_id:path}/attrs/{attr_id}", DELETE=temporal_write.delete_temporal_attr),

@@ -39,6 +39,8 @@ from .render import context_headers
 
 TEMPORAL_OPTIONS = frozenset(("temporalValues", "aggregatedValues", "sysAttrs", "normalized", "simplified",
                               "keyValues", "concise"))
+# the options that choose a representation (sysAttrs does not)
+REPRESENTATIONS = TEMPORAL_OPTIONS - {"sysAttrs"}
 TEMPORAL_PARAMS = ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "aggrMethods", "aggrPeriodDuration",
                    "options", "format", "attrs", "pick", "omit", "lang", "datasetId", "local", "type")
 QUERY_PARAMS = TEMPORAL_PARAMS + ("id", "idPattern", "q", "scopeQ", "georel", "geometry", "coordinates",
@@ -64,9 +66,13 @@ def _mode(options: set[str], fmt: str | None) -> str:
 
 
 def _view(ctx: Context, options: set[str], source: Any, attrs: list[str] | None) -> View:
-    return make_view(ctx, options & {"sysAttrs"}, attrs=attrs, pick=source.get("pick"), omit=source.get("omit"),
+    view = make_view(ctx, options & {"sysAttrs"}, attrs=attrs, pick=source.get("pick"), omit=source.get("omit"),
                      lang=source.get("lang"), datasets=_as_list(source.get("datasetId"), "datasetId")
                      if not isinstance(source.get("datasetId"), str) else source.get("datasetId").split(","))
+    for tree in (view.pick, view.omit):
+        if tree and any(sub is not None for sub in tree.values()):  # owner{name}: no Linked Entities here
+            raise bad_request("pick / omit of Linked Entity members is not supported by the temporal API")
+    return view
 
 
 def _temporal_of(source: Any, mode: str) -> TemporalQuery:
@@ -164,14 +170,30 @@ async def query_temporal_post(request: Request) -> Response:
     _require_selector(entity_query, request, "a temporal query", any(
         isinstance(item, dict) and item.get("type") == "*" for item in entities or []))
     options = options_of(request, TEMPORAL_OPTIONS)
+    aggregation = _aggregation_params(body, temporal_q)
     mode = _mode(options, request.query_params.get("format"))
-    source = {**temporal_q, "aggrMethods": body.get("aggrMethods"),
-              "aggrPeriodDuration": body.get("aggrPeriodDuration"),
+    if mode == assemble.NORMALIZED and aggregation["aggrMethods"] is not None and not options & REPRESENTATIONS \
+            and request.query_params.get("format") is None:
+        mode = assemble.AGGREGATED  # a Query naming aggregation methods asks for aggregated values
+    source = {**temporal_q, **aggregation,
               "lastN": temporal_q.get("lastN", request.query_params.get("lastN")),
               "pick": body.get("pick"), "omit": body.get("omit"),
               "lang": body.get("lang", request.query_params.get("lang")), "datasetId": body.get("datasetId")}
     view = _view(ctx, options, source, attrs)
     return await _answer(request, ctx, entity_query, view, _temporal_of(source, mode), mode)
+
+
+def _aggregation_params(body: dict[str, Any], temporal_q: dict[str, Any]) -> dict[str, Any]:
+    """aggrMethods / aggrPeriodDuration of a Query: its ``aggrParams`` (5.2.44), its ``temporalQ`` (5.2.21)
+    or, as earlier versions had them, the Query itself."""
+    params = body.get("aggrParams", {})
+    if not isinstance(params, dict):
+        raise bad_request("aggrParams must be an object")
+    found: dict[str, Any] = {}
+    for member in ("aggrMethods", "aggrPeriodDuration"):
+        found[member] = next((source[member] for source in (params, temporal_q, body)
+                              if source.get(member) is not None), None)
+    return found
 
 
 async def _answer(request: Request, ctx: Context, entity_query: EntityQuery, view: View, query: TemporalQuery,
@@ -209,10 +231,15 @@ def _has_attributes(entity: dict[str, Any]) -> bool:
 
 def _entity_filter(schema: str, query: EntityQuery, ctx: Context, args: list[Any], postgis: bool,
                    temporal: TemporalQuery) -> str:
-    """The condition on ``temporal_entities``: selectors and scopeQ on its own columns; an instance in the
-    time window (of one of ``attrs``) in the history; q and geo-queries on the entity's current state (the
+    """The condition on ``temporal_entities``: selectors and scopeQ on its own columns (with a time window,
+    scopeQ on the scopes valid in the window: 5.7.4.4 S4); an instance in the time window (of one of
+    ``attrs``) in the history; q and geo-queries on the entity's current state (the
     core ``entities`` row), as Query Entities evaluates them."""
-    conditions = [where_clause(EntityQuery(selectors=query.selectors, scope_q=query.scope_q), ctx, args) or "true"]
+    windowed = query.scope_q is not None and temporal.timerel is not None
+    conditions = [where_clause(EntityQuery(selectors=query.selectors, scope_q=None if windowed else query.scope_q),
+                               ctx, args) or "true"]
+    if windowed:
+        conditions.append(store.scope_in_window(schema, query.scope_q, temporal, args))
     if query.attrs or temporal.timerel is not None:
         cond = store.time_filter(temporal, args, None)
         if query.attrs:

@@ -56,6 +56,11 @@ async def create_temporal(request: Request) -> Response:
     return no_content()
 
 
+async def missing_attribute(request: Request) -> Response:
+    """``…/attrs//{instanceId}``: the attribute name is empty (not an entity id ending in ``/attrs/``)."""
+    raise bad_request("the attribute name is missing from the URL")
+
+
 async def append_temporal_attrs(request: Request) -> Response:
     """5.6.12: add attribute instances to a temporal entity."""
     check_params(request, ("local",))

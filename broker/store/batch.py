@@ -72,7 +72,7 @@ class _Sql:
                                  f"DELETE FROM {schema}.temporal_entities WHERE id = ANY($1::text[])")
             self.history_mark = f"UPDATE {schema}.temporal_entities SET deleted_at = $2 WHERE id = ANY($1::text[])"
         self.lock = f"SELECT {COLUMNS} FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
-        self.lock_old = (f"SELECT id, convert_to(attrs::text, 'UTF8') AS attrs, "
+        self.lock_old = (f"SELECT id, scopes, convert_to(attrs::text, 'UTF8') AS attrs, "
                          f"ARRAY(SELECT jsonb_object_keys(attrs)) AS keys "
                          f"FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")
         self.delete = f"DELETE FROM {t} WHERE id = ANY($1::text[])"
@@ -170,6 +170,7 @@ class BatchStore:
                 # the old attributes are decoded only when some are removed (their deletion markers)
                 history.add_change(entity_id, orjson.loads(before["attrs"]) if gone else None, new_attrs, gone,
                                    now, created=True)
+                history.add_scopes(entity_id, before["scopes"] if before else None, latest[entity_id].scopes, now)
             entries.append(change_entry(
                 op, entity_id, latest[entity_id].types, now, new=orjson.Fragment(attrs[entity_id]),
                 old=orjson.Fragment(before["attrs"]) if before else None,
@@ -262,7 +263,9 @@ def _record(history: record.HistoryRows, entity_id: str, current: dict[str, Any]
     if new is None:
         if keep_deleted and current is not None:
             history.add_removed(entity_id, current["attrs"], {}, list(current["attrs"]))
+            history.add_scopes(entity_id, current["scopes"], None, now)
         return
+    history.add_scopes(entity_id, current["scopes"] if current is not None else None, new.scopes, now)
     old = current["attrs"] if current is not None else None
     if new.write is None:  # a creation or a replacement: every instance is new
         history.add_change(entity_id, old, new.attrs, [k for k in old or () if k not in new.attrs], now,

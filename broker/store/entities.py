@@ -22,7 +22,7 @@ import asyncpg
 import orjson
 
 from ..errors import NgsiError, already_exists, not_found
-from ..model.entity import EntityInput
+from ..model.entity import SCOPE_IRI, EntityInput
 from ..model.operations import Write, new_entity_attrs
 from ..temporal import record
 from .changes import change_entry, encode, sql_payload
@@ -72,7 +72,7 @@ class _Sql:
                               removed="(SELECT coalesce(jsonb_agg(k), '[]'::jsonb) FROM jsonb_object_keys(d.attrs) k)",
                               created="false")
         self.delete = (
-            f"WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id, types, attrs) "
+            f"WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id, types, scopes, attrs) "
             + (_history_of_deleted(schema, keep_deleted) if history else "")
             + f"INSERT INTO ngsild.changes (tenant, payload) SELECT $2, {deleted} FROM d RETURNING seq")
 
@@ -92,14 +92,16 @@ def _temporal_entity(schema: str, written: str, created: str = "$4") -> str:
 
 def _history_of_deleted(schema: str, keep: bool) -> str:
     """CTEs after ``d`` (the deleted row; $1 id, $3 the timestamp): the history goes with the entity, or
-    stays with a deletion marker per attribute instance."""
+    stays with a deletion marker per attribute instance (and for the scope)."""
     if not keep:
         return (f", hd AS (DELETE FROM {schema}.attr_instances WHERE entity_id = $1 AND EXISTS (SELECT 1 FROM d)), "
                 f"td AS (DELETE FROM {schema}.temporal_entities WHERE id = $1 AND EXISTS (SELECT 1 FROM d)) ")
     return (f", hk AS (INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, at, created_at, modified_at, "
             f"deleted_at, inst) SELECT d.id, a.key, i.value ->> 'datasetId', $3::timestamptz, $3::timestamptz, "
             f"$3::timestamptz, $3::timestamptz, jsonb_build_object('type', i.value -> 'type') "
-            f"FROM d, jsonb_each(d.attrs) a, jsonb_array_elements(a.value) i), "
+            f"FROM d, jsonb_each(d.attrs) a, jsonb_array_elements(a.value) i "
+            f"UNION ALL SELECT d.id, '{SCOPE_IRI}', NULL, $3::timestamptz, $3::timestamptz, $3::timestamptz, "
+            f"$3::timestamptz, '{{\"type\": \"Property\"}}'::jsonb FROM d WHERE d.scopes IS NOT NULL), "
             f"tk AS (UPDATE {schema}.temporal_entities SET deleted_at = $3::timestamptz "
             f"WHERE id = $1 AND EXISTS (SELECT 1 FROM d)) ")
 
@@ -139,7 +141,7 @@ class EntityStore:
             if history is None:
                 history = record.HistoryRows()
                 history.add_written(entity.id, entity.attrs, now, created=True)
-            args += history.params()
+            args += history.with_scopes(entity.id, None, entity.scopes, now).params()
         seq = await self.pool.fetchval(sql.create_replacing if replacing else sql.create, *args)
         if seq is None:
             raise already_exists(f"entity {entity.id} already exists")
@@ -185,7 +187,7 @@ class EntityStore:
             if rows is None:
                 rows = record.HistoryRows()
                 rows.add_change(entity_id, row["attrs"], write.set_attrs, write.removed, now)
-            args += rows.params()
+            args += rows.with_scopes(entity_id, row["scopes"], write.scopes, now).params()
         seq = await conn.fetchval(sql.modify_replacing if history is not None and sql.history else sql.modify, *args)
         return write if seq is not None else None
 

@@ -77,12 +77,14 @@ async def assemble(conn: asyncpg.Connection, schema: str, rows: list[Any], ctx: 
             grouped.setdefault((rec["entity_id"], rec["attr"]), []).append(rec)
     for recs in grouped.values():  # oldest first (the database returns each pair's in its scan order)
         recs.sort(key=_instance_order)
+    kinds = {key: recs[-1]["inst"].get("type", "Property") for key, recs in grouped.items()}
     cut = _cut(grouped, query, limit)
     inner = render.instance_view(view)
     for (entity_id, iri), recs in sorted(grouped.items(), key=lambda item: item[0]):
         name = ctx.compact_attr(iri)
         if mode == TEMPORAL_VALUES:
-            out[entity_id][name] = render.simplified_attribute(recs, ctx, view, inner, query.timeproperty)
+            out[entity_id][name] = render.simplified_attribute(recs, ctx, view, inner, query.timeproperty,
+                                                               kinds[(entity_id, iri)])
         else:
             out[entity_id][name] = [render.normalized_instance(r, ctx, view, inner) for r in recs]
     return list(out.values()), cut

@@ -117,7 +117,7 @@ def _methods(raw: Any) -> tuple[str, ...]:
     found: list[str] = []
     for item in items:
         if not isinstance(item, str) or item.strip() not in AGGREGATES:
-            raise bad_request(f"unknown aggrMethod {item!r} (supported: {', '.join(AGGREGATES)})")
+            raise bad_request(f"aggrMethods: unknown method {item!r} (supported: {', '.join(AGGREGATES)})")
         if item.strip() not in found:
             found.append(item.strip())
     return tuple(found)

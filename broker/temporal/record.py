@@ -4,6 +4,8 @@ A write's instances are those its ``modifiedAt`` says it wrote (``broker.model.o
 the write's timestamp; a new entity's instances carry none and default to its creation): the datasetIds a
 partial update did not touch are not recorded again. Deleted attributes and datasetIds get a deletion marker
 row (``deleted_at`` set, the instance reduced to its type), which ``timeproperty=deletedAt`` queries return.
+The scope has a history too (4.5.6): a Property instance of ``SCOPE_IRI`` holding the scopes, observed when
+the write set them, or a deletion marker when they were removed.
 
 Rows travel as parallel arrays into one ``INSERT … SELECT FROM unnest(…)`` (one statement however many
 instances; PostgreSQL parses each instance's JSON once).
@@ -16,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from ..model.entity import SCOPE_IRI
 from .tables import check_schema_name
 
 _SKIPPED = ("createdAt", "modifiedAt")
@@ -58,6 +61,24 @@ class HistoryRows:
             self.num.append(numeric(inst.get("value")) if inst.get("type") == "Property" else None)
             self.inst.append(orjson.dumps({k: v for k, v in inst.items() if k not in _SKIPPED}))
         self.deleted.append(deleted)
+
+    def add_scopes(self, entity_id: str, old: list[str] | None, new: list[str] | None, now: str) -> None:
+        """The scope's instance when a write changed it (4.5.6: observedAt is the change's time)."""
+        if (old or None) == (new or None):
+            return
+        if new:
+            self.add(entity_id, SCOPE_IRI, {"type": "Property", "value": list(new), "observedAt": now})
+        else:
+            self.add(entity_id, SCOPE_IRI, {"type": "Property"}, deleted=True)
+
+    def with_scopes(self, entity_id: str, old: list[str] | None, new: list[str] | None, now: str) -> HistoryRows:
+        """A copy holding these rows and the scope's change (the rows given by a caller stay as they are);
+        these rows themselves when they hold the scope's instances already (a temporal write of the scope)."""
+        if SCOPE_IRI in self.attr:
+            return self
+        out = HistoryRows(*(list(column) for column in self.params()))
+        out.add_scopes(entity_id, old, new, now)
+        return out
 
     def add_written(self, entity_id: str, attrs: dict[str, list[dict[str, Any]]], now: str, *,
                     created: bool = False) -> None:

@@ -1,6 +1,6 @@
 """The temporal representation of an entity (GS CIM 009 4.5.7 to 4.5.9).
 
-* normalized: every attribute an array of its instances (oldest first), each with its ``instanceId`` and,
+* normalized: every attribute (the scope too, 4.5.6) an array of its instances (oldest first), each with its ``instanceId`` and,
   where it has one, ``observedAt``; ``sysAttrs`` adds createdAt / modifiedAt (and deletedAt on deletion
   markers, whose value is the NGSI-LD Null);
 * ``temporalValues`` (simplified): ``{"type": …, "values": [[value, time], …]}`` — ``objects`` for
@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..jsonld import Context
+from ..model.entity import SCOPE_IRI
 from ..model.render import View, entity_members, render_instance
 from ..model.values import NGSI_LD_NULL
 from .store import METHOD_COLUMNS
@@ -40,8 +41,10 @@ def time_text(value: datetime) -> str:
 
 
 def entity_head(row: Any, ctx: Context, view: View) -> dict[str, Any]:
-    """id, type, scope (and with sysAttrs createdAt) of a ``temporal_entities`` row, as pick/omit allow."""
+    """id, type (and with sysAttrs createdAt) of a ``temporal_entities`` row, as pick/omit allow. The scope is
+    not here: it is an attribute of the temporal representation (4.5.6), its instances read with the others."""
     out = entity_members(row, ctx, view)
+    out.pop("scope", None)
     if view.sys_attrs and view.pick is None and view.omit is None:
         out["createdAt"] = time_text(row["created_at"])
         if row["deleted_at"] is not None:
@@ -61,7 +64,10 @@ def normalized_instance(row: Any, ctx: Context, view: View, inner: View) -> dict
     if deleted:
         inst = dict(inst)
         member = SIMPLIFIED_MEMBERS.get(inst.get("type", "Property"), ("", "value"))[1]
-        inst[member] = {"@none": NGSI_LD_NULL} if member == "languageMap" else NGSI_LD_NULL
+        if row["attr"] == SCOPE_IRI:  # a removed scope is no scope: an empty list (ETSI 020_19)
+            inst[member] = []
+        else:
+            inst[member] = {"@none": NGSI_LD_NULL} if member == "languageMap" else NGSI_LD_NULL
     out = render_instance(inst, ctx, inner)
     out["instanceId"] = INSTANCE_PREFIX + str(row["instance_id"])
     if view.sys_attrs:
@@ -72,9 +78,13 @@ def normalized_instance(row: Any, ctx: Context, view: View, inner: View) -> dict
     return out
 
 
-def simplified_attribute(rows: list[Any], ctx: Context, view: View, inner: View, timeproperty: str) -> Any:
+def simplified_attribute(rows: list[Any], ctx: Context, view: View, inner: View, timeproperty: str,
+                         kind: str = "Property") -> Any:
     """temporalValues (4.5.9): the values paired with their time; one object per datasetId, a list of them
-    when there are several."""
+    when there are several. An attribute whose instances were all cut by paging (``rows`` empty) keeps its
+    ``kind`` and an empty list of values."""
+    if not rows:
+        return {"type": kind, SIMPLIFIED_MEMBERS.get(kind, ("values", ""))[0]: []}
     by_dataset: dict[str | None, list[Any]] = {}
     for row in rows:
         by_dataset.setdefault(row["dataset_id"], []).append(row)
@@ -96,6 +106,8 @@ def _simplified_dataset(rows: list[Any], ctx: Context, view: View, inner: View, 
         value = rendered.get(own, rendered.get("value"))
         if source in WRAPPED and own == source:  # 4.5.9: these keep their member name around the value
             value = {source: value}
+        elif own == "objectList" and isinstance(value, list):  # 4.5.9 Example 7: the bare object URIs
+            value = [o.get("object", o) if isinstance(o, dict) else o for o in value]
         pairs.append([value, _time_of(row, rendered, timeproperty)])
     out[member] = pairs
     return out

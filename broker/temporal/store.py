@@ -146,6 +146,31 @@ async def aggregates(conn: asyncpg.Connection, schema: str, entity_ids: list[str
     return await conn.fetch(sql, *args)
 
 
+def scope_in_window(schema: str, scope_q: Any, query: TemporalQuery, args: list[Any]) -> str:
+    """scopeQ on ``temporal_entities`` rows over the query's window (5.7.4.4 S4, 4.18): some scope instance
+    valid in the window matches — valid from its time until the scope's next instance or removal. An entity
+    without a recorded scope history (recorded before history was on) is tested on its current scope."""
+    from ..model.entity import SCOPE_IRI
+    from ..query import compile_scope_q
+
+    check_schema_name(schema)
+    t = f"{schema}.attr_instances"
+    args.append(SCOPE_IRI)
+    iri = f"${len(args)}::text"
+    start, end = window(query)
+    parts = [f"s.entity_id = {schema}.temporal_entities.id", f"s.attr = {iri}", "s.deleted_at IS NULL"]
+    if end is not None:
+        parts.append(f"s.at < {_bind(args, end)}")
+    if start is not None:
+        parts.append(f"coalesce((SELECT min(n.at) FROM {t} n WHERE n.entity_id = s.entity_id AND n.attr = {iri} "
+                     f"AND n.at > s.at), 'infinity') > {_bind(args, start)}")
+    values = "ARRAY(SELECT jsonb_array_elements_text(s.inst -> 'value'))"
+    parts.append(compile_scope_q(scope_q, args, values))
+    current = compile_scope_q(scope_q, args, "scopes")
+    return (f"EXISTS (SELECT 1 FROM {t} s WHERE {' AND '.join(parts)}) OR (NOT EXISTS (SELECT 1 FROM {t} s "
+            f"WHERE s.entity_id = {schema}.temporal_entities.id AND s.attr = {iri}) AND {current})")
+
+
 async def entity_rows(conn: asyncpg.Connection, schema: str, where: str, args: list[Any], limit: int,
                       offset: int, descending: bool = False) -> list[asyncpg.Record]:
     """``temporal_entities`` rows matching ``where`` (built by broker.store.query.where_clause), by id."""

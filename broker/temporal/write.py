@@ -20,7 +20,9 @@ import asyncpg
 
 from ..errors import bad_request, not_found
 from ..jsonld import Context
-from ..model.entity import ENTITY_MEMBERS, EntityInput, parse_entity
+from ..model.entity import ENTITY_MEMBERS, SCOPE_IRI, EntityInput, parse_entity
+from ..model.names import check_scope
+from ..model.values import parse_datetime
 from . import record
 from .render import INSTANCE_PREFIX
 from .tables import check_schema_name
@@ -33,8 +35,14 @@ def parse_temporal_entity(body: Any, ctx: Context, *, require_type: bool = True
     if not isinstance(body, dict):
         raise bad_request("a temporal entity must be a JSON object")
     head = {k: v for k, v in body.items() if k in ENTITY_MEMBERS}
-    entity = parse_entity(head, ctx, require_type=require_type)
+    scope = head.get("scope")
     found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(scope, dict) or isinstance(scope, list) and any(isinstance(s, dict) for s in scope):
+        found.extend((SCOPE_IRI, inst) for inst in _scope_instances(scope))
+        head["scope"] = _latest(found)["value"] or None  # the entity's scope is the one observed last
+        if head["scope"] is None:
+            del head["scope"]
+    entity = parse_entity(head, ctx, require_type=require_type)
     for name, value in body.items():
         if name in ENTITY_MEMBERS:
             continue
@@ -46,6 +54,29 @@ def parse_temporal_entity(body: Any, ctx: Context, *, require_type: bool = True
             for iri, instances in parsed.attrs.items():
                 found.extend((iri, inst) for inst in instances)
     return entity, found
+
+
+def _scope_instances(raw: Any) -> list[dict[str, Any]]:
+    """The scope in its temporal representation (4.5.6): Property instances whose value is a scope or an
+    array of them, with no sub-property but observedAt (createdAt / modifiedAt are the broker's)."""
+    out = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        if not isinstance(item, dict) or item.get("type", "Property") != "Property" or "value" not in item:
+            raise bad_request("scope: a temporal scope instance is a Property with a value")
+        extra = set(item) - {"type", "value", "observedAt", "createdAt", "modifiedAt", "instanceId"}
+        if extra:
+            raise bad_request(f"scope: an instance may only have observedAt as sub-property, not {sorted(extra)}")
+        inst: dict[str, Any] = {"type": "Property", "value": check_scope(item["value"], "scope")}
+        if item.get("observedAt") is not None:
+            inst["observedAt"] = parse_datetime(item["observedAt"], "scope observedAt")
+        out.append(inst)
+    return out
+
+
+def _latest(instances: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    from ..model.values import to_datetime
+
+    return max((inst for _, inst in instances), key=lambda inst: _observed(inst, to_datetime))
 
 
 def rows_of(entity_id: str, instances: list[tuple[str, dict[str, Any]]]) -> record.HistoryRows:
@@ -62,6 +93,8 @@ def latest_state(entity: EntityInput, instances: list[tuple[str, dict[str, Any]]
 
     chosen: dict[tuple[str, str | None], dict[str, Any]] = {}
     for iri, inst in instances:
+        if iri == SCOPE_IRI:  # the scope's instances: the entity's scope already is the latest one
+            continue
         key = (iri, inst.get("datasetId"))
         held = chosen.get(key)
         if held is None or _observed(inst, to_datetime) >= _observed(held, to_datetime):
