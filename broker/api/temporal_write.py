@@ -19,6 +19,7 @@ from ..model import operations
 from ..model.entity import EntityInput, attribute_iri
 from ..model.values import check_dataset_id
 from ..services import broker_of
+from ..store.entities import delete_with_history
 from ..temporal import write
 from .http import JSON, LD_JSON, body_context, no_content, read_json, tenant_of
 from .params import bool_param, check_params, entity_path_id, link_context, now
@@ -90,17 +91,8 @@ async def delete_temporal(request: Request) -> Response:
     entity_id = entity_path_id(request)
     await link_context(request)
     tenant = tenant_of(request)
-    schema = await broker.tenants.schema(tenant, create=False)
-    try:
-        await broker.entities.delete(tenant, entity_id, now()[0])
-        existed = True
-    except NgsiError as exc:
-        if exc.error_type != "ResourceNotFound":
-            raise
-        existed = False
-    async with broker.pool.acquire() as conn:
-        had_history = await write.delete_entity(conn, schema, entity_id)
-    if not existed and not had_history:
+    await broker.tenants.schema(tenant, create=False)  # NonexistentTenant first
+    if not await delete_with_history(broker.entities, tenant, entity_id, now()[0]):
         raise NgsiError("ResourceNotFound", f"entity {entity_id} has no temporal evolution", status=404)
     return no_content()
 

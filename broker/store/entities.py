@@ -75,6 +75,9 @@ class _Sql:
             f"WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id, types, scopes, attrs) "
             + (_history_of_deleted(schema, keep_deleted) if history else "")
             + f"INSERT INTO ngsild.changes (tenant, payload) SELECT $2, {deleted} FROM d RETURNING seq")
+        # the temporal API's delete: the entity (as above, history markers and all) and then its whole history
+        self.delete_history = (f"WITH a AS (DELETE FROM {schema}.attr_instances WHERE entity_id = $1) "
+                               f"DELETE FROM {schema}.temporal_entities WHERE id = $1 RETURNING 1")
 
 
 def _temporal_entity(schema: str, written: str, created: str = "$4") -> str:
@@ -196,6 +199,18 @@ class EntityStore:
         if await self.pool.fetchval(sql.delete, entity_id, tenant, now) is None:
             raise not_found(f"entity {entity_id} does not exist")
         self.on_write()
+
+
+async def delete_with_history(store: EntityStore, tenant: str, entity_id: str, now: str) -> bool:
+    """DELETE /temporal/entities/{id}: the entity, when it exists, and its whole history, in one transaction
+    (the history goes whatever ``history_on_delete`` says). False when there was neither."""
+    sql = await store.sql(tenant)
+    async with store.pool.acquire() as conn, conn.transaction():
+        existed = await conn.fetchval(sql.delete, entity_id, tenant, now) is not None
+        had_history = await conn.fetchval(sql.delete_history, entity_id) is not None
+    if existed:
+        store.on_write()
+    return existed or had_history
 
 
 def _nothing() -> None:

@@ -4,7 +4,8 @@ Creating a temporal entity or adding instances also writes the entity's current 
 (``latest_state``: the instances observed last), in the same statement as its history rows (the store's
 ``history`` argument replaces the rows the core write would record): the core API then sees the entity, as
 the ETSI suite expects (it deletes attributes of temporal entities through the core API). Deleting a
-temporal entity deletes the entity too; deleting attributes and instances touches the history only.
+temporal entity deletes the entity too, in the same transaction (``broker.store.entities.delete_with_history``);
+deleting attributes and instances touches the history only.
 
 A temporal entity body holds, per attribute, any number of instances (several per datasetId: instances at
 different times). Each instance is validated as the core API validates an attribute, by parsing it in a
@@ -112,15 +113,6 @@ def _observed(inst: dict[str, Any], to_datetime: Any) -> Any:
 
     observed = inst.get("observedAt")
     return to_datetime(observed) if observed else datetime.min.replace(tzinfo=timezone.utc)
-
-
-async def delete_entity(conn: asyncpg.Connection, schema: str, entity_id: str) -> bool:
-    """Delete an entity's history; False when it had none."""
-    check_schema_name(schema)
-    async with conn.transaction():
-        gone = await conn.fetchval(f"DELETE FROM {schema}.temporal_entities WHERE id = $1 RETURNING 1", entity_id)
-        await conn.execute(f"DELETE FROM {schema}.attr_instances WHERE entity_id = $1", entity_id)
-    return gone is not None
 
 
 async def delete_attribute(conn: asyncpg.Connection, schema: str, entity_id: str, iri: str,
