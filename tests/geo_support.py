@@ -14,7 +14,7 @@ from broker.config import Settings
 from broker.errors import NgsiError
 from broker.jsonld import ContextResolver
 from broker.query.geo import GeoQuery, compile_geo, parse_geo_q
-from broker.store.schema import migrate
+from broker.store.schema import migrate, migrate_tenant
 
 API = "/ngsi-ld/v1"
 NGSI = "https://uri.etsi.org/ngsi-ld/"
@@ -58,6 +58,17 @@ class Db:
         value = self.run(self.conn.fetchval(f"SELECT {sql} FROM (SELECT $1::text::jsonb AS attrs) AS e", *args))
         assert value is not None, "a geo filter is never NULL"
         return value
+
+    def tenant_schema(self, name: str) -> None:
+        """A tenant's schema, registered and migrated (the history tests write ``attr_instances`` there)."""
+        async def prepare() -> None:
+            async with self.conn.transaction():
+                await self.conn.execute("INSERT INTO ngsild.tenants (name, schema_name) VALUES ($1, $1) "
+                                        "ON CONFLICT DO NOTHING", name)
+                version = await self.conn.fetchval("SELECT schema_version FROM ngsild.tenants WHERE name = $1", name)
+                await self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
+                await migrate_tenant(self.conn, name, version)
+        self.run(prepare())
 
     def close(self) -> None:
         self.run(self.conn.close())

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.store import schema as schema_mod
 from broker.temporal import assemble, store
 from broker.temporal.params import TemporalQuery
 
@@ -30,16 +29,9 @@ instance_st = st.tuples(st.sampled_from(ATTRS), st.integers(0, 50), st.sampled_f
 
 
 @pytest.fixture(scope="module")
-def hist(db: Db) -> Iterator[Db]:
-    async def prepare() -> None:
-        async with db.conn.transaction():
-            await db.conn.execute("INSERT INTO ngsild.tenants (name, schema_name) VALUES ($1, $1) "
-                                  "ON CONFLICT DO NOTHING", SCHEMA)
-            version = await db.conn.fetchval("SELECT schema_version FROM ngsild.tenants WHERE name = $1", SCHEMA)
-            await db.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-            await schema_mod.migrate_tenant(db.conn, SCHEMA, version)
-    db.run(prepare())
-    yield db
+def hist(db: Db) -> Db:
+    db.tenant_schema(SCHEMA)
+    return db
 
 
 def at(minute: int) -> datetime:
