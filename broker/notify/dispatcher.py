@@ -59,7 +59,13 @@ LOCK_BASE = 7_260_431_930
 BATCH = 500
 POLL_INTERVAL = 0.02  # the longest wait for changes: a fallback, wake-ups come from the writes
 TELL_EVERY = 0.001
+# after a wake-up, the reader waits this long so that one read of the change log takes the writes committed
+# meanwhile (at 1,000 writes/s, a read per write would cost more database round trips than the writes)
+GATHER = 0.002
 FLUSH_EVERY = 0.2
+# after a delivery's outcome, the flush of the counters waits this long for the next outcomes (a flush per
+# notification would cost a statement each; other processes' readers of the counters see them this late)
+SETTLE_GATHER = 0.05
 PERIODIC_TICK = 0.25  # how often periodic subscriptions are checked for being due
 GRAB_AFTER = 10.0  # seconds after start before taking partitions beyond this process's share
 DELIVERY_TIMEOUT = 10.0  # seconds a delivery may take when the endpoint sets no timeout
@@ -106,7 +112,7 @@ class Dispatcher:
         self._conn: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._tell = asyncio.Event()    # writes to announce to the other processes
-        self._settle = asyncio.Event()  # outcomes to record: flush soon (readers of the counters wait)
+        self._settle = asyncio.Event()  # outcomes to record: flush soon (other processes read the counters)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = time.monotonic()
 
@@ -210,6 +216,7 @@ class Dispatcher:
             if not full:
                 try:
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                    await asyncio.sleep(GATHER)  # the writes of the next moments join this read
                 except asyncio.TimeoutError:
                     pass
                 self._wake.clear()
@@ -400,8 +407,7 @@ class Dispatcher:
         self._unpin([job])
         self._merge((job.tenant, job.sub_id), [1, 0, when, when, None] if ok else [0, 1, when, None, when])
         self.totals["sent" if ok else "failed"] += 1
-        self._wake.set()
-        self._settle.set()
+        self._settle.set()  # (not a wake-up of the reader: an outcome brings no change to read)
 
     def _merge(self, key: tuple[str, str], outcome: list[Any]) -> None:
         """Add [sent, failed, last notification, last success, last failure] to the unflushed counters."""
@@ -416,6 +422,7 @@ class Dispatcher:
         while True:
             try:
                 await asyncio.wait_for(self._settle.wait(), FLUSH_EVERY)
+                await asyncio.sleep(SETTLE_GATHER)  # the outcomes of the next moments join this flush
             except asyncio.TimeoutError:
                 pass
             self._settle.clear()
@@ -452,12 +459,18 @@ class Dispatcher:
                 raise
             finally:
                 self._flushing = {}
+        moved: dict[int, int] = {}
         for number, part in list(self.owned.items()):
             cursor = self.pos
             if part.pending:
                 cursor = min(cursor, min(part.pending) - 1)
             cursor = max(cursor, part.start)
             if cursor > part.saved:
-                await self.pool.execute("UPDATE ngsild.dispatch_cursors SET seq = $2 WHERE part = $1 AND seq < $2",
-                                        number, cursor)
-                part.saved = cursor
+                moved[number] = cursor
+        if moved:  # one statement for every partition whose cursor moved
+            await self.pool.execute("UPDATE ngsild.dispatch_cursors c SET seq = m.seq FROM unnest($1::int[], "
+                                    "$2::bigint[]) AS m(part, seq) WHERE c.part = m.part AND c.seq < m.seq",
+                                    list(moved), list(moved.values()))
+            for number, cursor in moved.items():
+                if number in self.owned:
+                    self.owned[number].saved = cursor
