@@ -31,6 +31,9 @@ async def test_core_scope_changes_are_instances(ngsi: Ngsi) -> None:
         assert inst["type"] == "Property" and inst["observedAt"] == inst["modifiedAt"]
         assert set(inst) <= {"type", "value", "instanceId", "createdAt", "modifiedAt", "observedAt"}
     assert (await ngsi.fetch(ent["id"]))["scope"] == "/New"
+    picked = await temporal(ngsi, ent["id"], pick="id,scope")
+    assert set(picked) == {"id", "scope"} and len(picked["scope"]) == 2
+    assert "scope" not in await temporal(ngsi, ent["id"], omit="scope")
 
 
 async def test_removed_scope_is_an_empty_deleted_instance(ngsi: Ngsi) -> None:

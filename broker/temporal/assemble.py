@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from ..jsonld import Context
+from ..model.entity import SCOPE_IRI
 from ..model.projection import keeps
 from ..model.render import View
 from . import render, store
@@ -39,7 +40,8 @@ def _attrs_of(view: View) -> list[str] | None:
 def _wanted(iri: str, view: View) -> bool:
     if view.pick is None and view.omit is None:
         return True
-    return keeps(iri, view.pick, view.omit)
+    # the scope's history is an attribute here, but pick / omit name it as the core member it is
+    return keeps("scope" if iri == SCOPE_IRI else iri, view.pick, view.omit)
 
 
 def _datasets(view: View) -> list[str | None] | None:
