@@ -304,8 +304,8 @@ async def test_hanging_receiver_times_out_without_holding_up_others(ngsi: Ngsi, 
 
 
 async def test_a_slow_receivers_backlog_carries_each_writes_state(ngsi: Ngsi) -> None:
-    """Notifications waiting behind a slow receiver's earlier ones are rendered when their turn comes, from
-    what the dispatcher held for them: each carries its own write's value, in order."""
+    """Notifications queued behind a slow receiver's earlier ones: each carries its own write's value, in
+    order, with a notification id of its own."""
     type_ = "Pump" + uuid.uuid4().hex[:8]
     got: list[Any] = []
 

@@ -41,13 +41,6 @@ class Job:
     timeout: float
     notifier: dict[str, str] = field(default_factory=dict)  # endpoint.notifierInfo (MQTT-QoS, MQTT-Version)
     pinned: bool = False  # the dispatcher's cursor waits for this job's outcome (see Dispatcher._send)
-    lazy: Callable[[], bytes] | None = None  # renders the body when the job's turn comes (then cleared)
-
-    def payload(self) -> bytes:
-        """The body, rendered now if it was left for its turn."""
-        if self.lazy is not None:
-            self.body, self.lazy = self.lazy(), None
-        return self.body
 
 
 Outcome = Callable[[Job, bool, datetime, str | None], None]  # job, delivered, when, failure reason
@@ -81,11 +74,6 @@ class Queues:
     def failing(self, key: tuple[str, str]) -> bool:
         queue = self._queues.get(key)
         return queue is not None and queue.failing
-
-    def waiting(self, key: tuple[str, str]) -> bool:
-        """Would a new notification of this subscription wait behind earlier ones?"""
-        queue = self._queues.get(key)
-        return queue is not None and len(queue.jobs) > 0
 
     def full(self, key: tuple[str, str]) -> bool:
         queue = self._queues.get(key)
@@ -183,12 +171,7 @@ class HttpDelivery(Queues):
     async def _send(self, job: Job) -> tuple[bool, str | None]:
         """(retry?, failure reason or None)."""
         try:
-            body = job.payload()
-        except Exception:  # a rendering bug: this notification fails, the queue goes on
-            log.exception("rendering a notification for subscription %s failed", job.sub_id)
-            return False, "the notification could not be rendered"
-        try:
-            async with self.session().post(job.url, data=body, headers=job.headers,
+            async with self.session().post(job.url, data=job.body, headers=job.headers,
                                            timeout=aiohttp.ClientTimeout(total=job.timeout)) as response:
                 await response.read()
                 if 200 <= response.status < 300:

@@ -30,7 +30,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import asyncpg
 import orjson
@@ -325,22 +325,11 @@ class Dispatcher:
             delivery.enqueue(Job(rule.tenant, rule.id, seq, part_of(*key), "", {}, b"", 0.0))
             return
         row = data_row(rule, event, current, attrs, reasons[0])
-        if rule.join.mode is None and delivery is self.delivery and delivery.waiting(key):
-            # it waits behind this subscription's earlier notifications: rendered when its turn comes (from
-            # what it holds now), so that a slow or dead receiver's backlog costs no rendering
-            self._send(rule, seq, lambda: orjson.dumps(self._body(rule, seq, event, reasons[0],
-                                                                  [(render_data(rule, event, row), row)], now)), now)
-            return
         pairs = await self._render(rule, event, row)
-        self._send(rule, seq, orjson.dumps(self._body(rule, seq, event, reasons[0], pairs, now)), now)
-
-    @staticmethod
-    def _body(rule: Rule, seq: int, event: Event, reason: str, pairs: list[tuple[dict[str, Any], Any]],
-              now: str) -> dict[str, Any]:
         data: Any = [entity for entity, _ in pairs]
         if rule.notification["endpoint"].get("accept") == GEO_JSON:  # 4.5.17: a FeatureCollection
             data = feature_collection([feature(entity, r, DEFAULT_GEOMETRY) for entity, r in pairs])
-        return notification(rule, seq, event, reason, data, now)
+        self._send(rule, seq, notification(rule, seq, event, reasons[0], data, now), now)
 
     async def _render(self, rule: Rule, event: Event, row: dict[str, Any]) -> list[tuple[dict[str, Any], Any]]:
         """The notified entity and, with ``notification.join``, its Linked Entities (4.5.23), with their rows."""
@@ -353,16 +342,14 @@ class Dispatcher:
         ctx = rule.render_ctx
         return [(render_data(rule, event, row), row)] + [(render_entity(r, ctx, sub), r) for r, sub in linked]
 
-    def _send(self, rule: Rule, seq: int, body: bytes | Callable[[], bytes], now: str) -> None:
-        """Queue a notification: its body, or what renders it when its turn comes (``Job.payload``)."""
+    def _send(self, rule: Rule, seq: int, body: dict[str, Any], now: str) -> None:
         endpoint = rule.notification["endpoint"]
         part = part_of(rule.tenant, rule.id)
         notifier = {p["key"]: p["value"] for p in endpoint.get("notifierInfo", ())}
         # endpoint.timeout is in milliseconds (5.2.15)
         timeout = endpoint["timeout"] / 1000 if "timeout" in endpoint else DELIVERY_TIMEOUT
-        lazy = None if isinstance(body, bytes) else body
-        job = Job(rule.tenant, rule.id, seq, part, endpoint["uri"], headers_of(rule), b"" if lazy else body,
-                  timeout, notifier, lazy=lazy)
+        job = Job(rule.tenant, rule.id, seq, part, endpoint["uri"], headers_of(rule), orjson.dumps(body), timeout,
+                  notifier)
         delivery = self._delivery_of(endpoint["uri"])
         # the cursor waits for a change's notifications unless the receiver is failing: a dead receiver must
         # not hold every subscription of its partition (their notifications would be re-sent after a restart,
@@ -412,7 +399,7 @@ class Dispatcher:
                     log.warning("periodic notification of %s: %s", rule.id, exc)
                     continue
                 if rows:
-                    self._send(rule, 0, orjson.dumps(notification_of(rule, rows, now)), now)
+                    self._send(rule, 0, notification_of(rule, rows, now), now)
 
     # ---- outcomes and the durable cursor ----------------------------------------------------------------
 

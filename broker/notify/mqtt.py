@@ -89,7 +89,7 @@ def _parse(url: str, qos: str, version: str) -> tuple[Endpoint, str, int]:
 
 def message(job: Job) -> bytes:
     """The MQTT payload (clause 7.2): the HTTP headers as "metadata", the notification as "body"."""
-    return b'{"metadata":' + orjson.dumps(job.headers) + b',"body":' + job.payload() + b"}"
+    return b'{"metadata":' + orjson.dumps(job.headers) + b',"body":' + job.body + b"}"
 
 
 class Unreachable(ConnectionError):
