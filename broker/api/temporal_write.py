@@ -19,7 +19,6 @@ from ..model import operations
 from ..model.entity import EntityInput, attribute_iri
 from ..model.values import check_dataset_id
 from ..services import broker_of
-from ..store.entities import delete_with_history
 from ..temporal import write
 from .http import JSON, LD_JSON, body_context, no_content, read_json, tenant_of
 from .params import bool_param, check_params, entity_path_id, link_context, now
@@ -92,7 +91,7 @@ async def delete_temporal(request: Request) -> Response:
     await link_context(request)
     tenant = tenant_of(request)
     await broker.tenants.schema(tenant, create=False)  # NonexistentTenant first
-    if not await delete_with_history(broker.entities, tenant, entity_id, now()[0]):
+    if not await broker.entities.delete_with_history(tenant, entity_id, now()[0]):
         raise NgsiError("ResourceNotFound", f"entity {entity_id} has no temporal evolution", status=404)
     return no_content()
 

@@ -200,17 +200,16 @@ class EntityStore:
             raise not_found(f"entity {entity_id} does not exist")
         self.on_write()
 
-
-async def delete_with_history(store: EntityStore, tenant: str, entity_id: str, now: str) -> bool:
-    """DELETE /temporal/entities/{id}: the entity, when it exists, and its whole history, in one transaction
-    (the history goes whatever ``history_on_delete`` says). False when there was neither."""
-    sql = await store.sql(tenant)
-    async with store.pool.acquire() as conn, conn.transaction():
-        existed = await conn.fetchval(sql.delete, entity_id, tenant, now) is not None
-        had_history = await conn.fetchval(sql.delete_history, entity_id) is not None
-    if existed:
-        store.on_write()
-    return existed or had_history
+    async def delete_with_history(self, tenant: str, entity_id: str, now: str) -> bool:
+        """DELETE /temporal/entities/{id}: the entity, when it exists, and its whole history, in one
+        transaction (the history goes whatever ``history_on_delete`` says). False when there was neither."""
+        sql = await self.sql(tenant)
+        async with self.pool.acquire() as conn, conn.transaction():
+            existed = await conn.fetchval(sql.delete, entity_id, tenant, now) is not None
+            had_history = await conn.fetchval(sql.delete_history, entity_id) is not None
+        if existed:
+            self.on_write()
+        return existed or had_history
 
 
 def _nothing() -> None:

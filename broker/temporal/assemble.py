@@ -79,7 +79,9 @@ async def assemble(conn: asyncpg.Connection, schema: str, rows: list[Any], ctx: 
             grouped.setdefault((rec["entity_id"], rec["attr"]), []).append(rec)
     for recs in grouped.values():  # oldest first (the database returns each pair's in its scan order)
         recs.sort(key=_instance_order)
-    kinds = {key: recs[-1]["inst"].get("type", "Property") for key, recs in grouped.items()}
+    # temporalValues keep the type of an attribute the page cut emptied: taken before the cut
+    kinds = {key: recs[-1]["inst"].get("type", "Property") for key, recs in grouped.items()} \
+        if mode == TEMPORAL_VALUES else {}
     cut = _cut(grouped, query, limit)
     inner = render.instance_view(view)
     for (entity_id, iri), recs in sorted(grouped.items(), key=lambda item: item[0]):

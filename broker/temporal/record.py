@@ -35,6 +35,10 @@ def numeric(value: Any) -> float | None:
     return None
 
 
+def scopes_changed(old: list[str] | None, new: list[str] | None) -> bool:
+    return (old or None) != (new or None)
+
+
 @dataclass
 class HistoryRows:
     entity: list[str] = field(default_factory=list)
@@ -64,7 +68,7 @@ class HistoryRows:
 
     def add_scopes(self, entity_id: str, old: list[str] | None, new: list[str] | None, now: str) -> None:
         """The scope's instance when a write changed it (4.5.6: observedAt is the change's time)."""
-        if (old or None) == (new or None):
+        if not scopes_changed(old, new):
             return
         if new:
             self.add(entity_id, SCOPE_IRI, {"type": "Property", "value": list(new), "observedAt": now})
@@ -73,8 +77,9 @@ class HistoryRows:
 
     def with_scopes(self, entity_id: str, old: list[str] | None, new: list[str] | None, now: str) -> HistoryRows:
         """A copy holding these rows and the scope's change (the rows given by a caller stay as they are);
-        these rows themselves when they hold the scope's instances already (a temporal write of the scope)."""
-        if SCOPE_IRI in self.attr:
+        these rows themselves when the scope did not change or they hold its instances already (a temporal
+        write of the scope): most writes leave the scope alone and copy nothing."""
+        if not scopes_changed(old, new) or SCOPE_IRI in self.attr:
             return self
         out = HistoryRows(*(list(column) for column in self.params()))
         out.add_scopes(entity_id, old, new, now)

@@ -6,9 +6,10 @@ index probes instead of reading every instance — then, for each pair, an order
 window with a LIMIT (``LATERAL``): a window, lastN (the scan backwards) and a page cost the instances they
 return, however long the history is.
 
-Aggregation runs in the database too: the periods (``generate_series`` from the window's start, or the
-pair's first instance, by ``aggrPeriodDuration``) joined to the pair's instances, one GROUP BY computing
-every method asked for from the typed ``num`` column and the instance's value.
+Aggregation runs in the database too, in one scan of each pair's instances: each instance is binned into
+its period (``date_bin`` for exact durations; for calendar ones, a binary search of the period starts,
+origin + k × ``aggrPeriodDuration``, the origin being the window's start or the pair's first instance),
+one GROUP BY computing only the methods asked for from the typed ``num`` column and the instance's value.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import asyncpg
 
+from ..model.entity import SCOPE_IRI
+from ..query import compile_scope_q
 from .params import TemporalQuery, window
 from .tables import check_schema_name
 
@@ -150,9 +153,6 @@ def scope_in_window(schema: str, scope_q: Any, query: TemporalQuery, args: list[
     """scopeQ on ``temporal_entities`` rows over the query's window (5.7.4.4 S4, 4.18): some scope instance
     valid in the window matches — valid from its time until the scope's next instance or removal. An entity
     without a recorded scope history (recorded before history was on) is tested on its current scope."""
-    from ..model.entity import SCOPE_IRI
-    from ..query import compile_scope_q
-
     check_schema_name(schema)
     t = f"{schema}.attr_instances"
     args.append(SCOPE_IRI)

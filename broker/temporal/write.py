@@ -4,7 +4,7 @@ Creating a temporal entity or adding instances also writes the entity's current 
 (``latest_state``: the instances observed last), in the same statement as its history rows (the store's
 ``history`` argument replaces the rows the core write would record): the core API then sees the entity, as
 the ETSI suite expects (it deletes attributes of temporal entities through the core API). Deleting a
-temporal entity deletes the entity too, in the same transaction (``broker.store.entities.delete_with_history``);
+temporal entity deletes the entity too, in the same transaction (``EntityStore.delete_with_history``);
 deleting attributes and instances touches the history only.
 
 A temporal entity body holds, per attribute, any number of instances (several per datasetId: instances at
@@ -14,7 +14,7 @@ one-attribute entity: one rule for both APIs.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
@@ -23,11 +23,12 @@ from ..errors import bad_request, not_found
 from ..jsonld import Context
 from ..model.entity import ENTITY_MEMBERS, SCOPE_IRI, EntityInput, parse_entity
 from ..model.names import check_scope
-from ..model.values import parse_datetime
+from ..model.values import parse_datetime, to_datetime
 from . import record
 from .render import INSTANCE_PREFIX
 from .tables import check_schema_name
 
+_NEVER = datetime.min.replace(tzinfo=timezone.utc)
 
 
 def parse_temporal_entity(body: Any, ctx: Context, *, require_type: bool = True
@@ -75,9 +76,7 @@ def _scope_instances(raw: Any) -> list[dict[str, Any]]:
 
 
 def _latest(instances: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    from ..model.values import to_datetime
-
-    return max((inst for _, inst in instances), key=lambda inst: _observed(inst, to_datetime))
+    return max((inst for _, inst in instances), key=_observed)
 
 
 def rows_of(entity_id: str, instances: list[tuple[str, dict[str, Any]]]) -> record.HistoryRows:
@@ -90,15 +89,12 @@ def rows_of(entity_id: str, instances: list[tuple[str, dict[str, Any]]]) -> reco
 def latest_state(entity: EntityInput, instances: list[tuple[str, dict[str, Any]]]) -> EntityInput:
     """The entity's current state after a temporal write: per attribute and datasetId, the instance observed
     last (the last one given when none has observedAt). The core API's entity follows its history."""
-    from ..model.values import to_datetime
-
     chosen: dict[tuple[str, str | None], dict[str, Any]] = {}
     for iri, inst in instances:
         if iri == SCOPE_IRI:  # the scope's instances: the entity's scope already is the latest one
             continue
         key = (iri, inst.get("datasetId"))
-        held = chosen.get(key)
-        if held is None or _observed(inst, to_datetime) >= _observed(held, to_datetime):
+        if _later(inst, chosen.get(key)):
             chosen[key] = inst
     attrs: dict[str, list[dict[str, Any]]] = {}
     for (iri, _), inst in chosen.items():
@@ -108,11 +104,15 @@ def latest_state(entity: EntityInput, instances: list[tuple[str, dict[str, Any]]
     return EntityInput(entity.id, entity.types, entity.scopes, attrs)
 
 
-def _observed(inst: dict[str, Any], to_datetime: Any) -> Any:
-    from datetime import datetime, timezone
+def _later(inst: dict[str, Any], held: dict[str, Any] | None) -> bool:
+    """Does ``inst`` replace ``held`` as the latest? Observed later, or at the same moment and given later
+    (instances without observedAt count as observed at the start of time)."""
+    return held is None or _observed(inst) >= _observed(held)
 
+
+def _observed(inst: dict[str, Any]) -> datetime:
     observed = inst.get("observedAt")
-    return to_datetime(observed) if observed else datetime.min.replace(tzinfo=timezone.utc)
+    return to_datetime(observed) if observed else _NEVER
 
 
 async def delete_attribute(conn: asyncpg.Connection, schema: str, entity_id: str, iri: str,
