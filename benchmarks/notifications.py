@@ -41,7 +41,7 @@ from . import payloads, profiling
 from .__main__ import database_server, log
 from .queries import git_notes
 from .scenarios import (ServerProcess, _request, add_server_options, bench_database, broker_process, children,
-                        env_notes, seed, server_notes, text_table)
+                        commit_note, env_notes, seed, server_notes, text_table)
 
 SUBSCRIPTIONS_PATH = "/ngsi-ld/v1/subscriptions"
 DEAD_SUB = "urn:ngsi-ld:Subscription:bench-dead"
@@ -501,8 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     env = out["env"]
     print(f"# {env['cpus']} CPUs ({env['cpu']}), Python {env['python']}, PostgreSQL {env['postgresql']} "
           f"(shared_buffers {env['shared_buffers']}, synchronous_commit {env['synchronous_commit']}); broker, "
-          f"PostgreSQL, receiver and load generator share the machine; commit {env['commit']}"
-          + (f" + {env['dirty_files']} uncommitted files" if env["dirty_files"] != "0" else ""))
+          f"PostgreSQL, receiver and load generator share the machine; {commit_note(env)}")
     print(f"# {args.subscriptions:,} entities, one subscription each (created in {out['subscriptions_created_s']} s); "
           f"broker --workers {args.workers} x pool {args.pool_size}; each scenario {args.warmup:g} s warm-up + "
           f"{args.duration:g} s measured; latency = notification arrival - write response")

@@ -35,7 +35,7 @@ from .dataset import Dataset
 from .loadgen import WRK_DIR, wrk_binary
 from .query_scenarios import BY_NAME, MAX_RATIO_1M, PATHS_PER_SCENARIO, SCENARIOS, QueryScenario, expected_matches, \
     link_header
-from .scenarios import add_server_options, broker_env, broker_process, env_notes, server_notes
+from .scenarios import add_server_options, broker_env, broker_process, commit_note, env_notes, server_notes
 
 UPSERT_PATH = "/ngsi-ld/v1/entityOperations/upsert"
 SCHEMA = "tenant_default"
@@ -374,7 +374,7 @@ def render(result: dict[str, Any], base: dict[str, Any] | None = None) -> str:
         f"city box {result['city_side_km']} km)",
         f"# {env['cpus']} CPUs ({env['cpu']}), Python {env['python']}, {env['wrk']}, PostgreSQL {env['postgresql']} "
         f"(shared_buffers {env['shared_buffers']}); broker --workers {cfg['workers']} x pool {cfg['pool_size']}; "
-        f"commit {env.get('commit', '?')}" + (f" + {env['dirty_files']} uncommitted files" if env.get("dirty_files", "0") != "0" else ""),
+        + commit_note(env),
         f"# load: {load['entities']:,} entities in {load['seconds']} s = {load['rate']:,} entities/s "
         f"(upsert 1,000/batch, 4 in flight){', FAILED ' + str(load['failed']) if load['failed'] else ''}; "
         f"VACUUM ANALYZE {load['vacuum_analyze_s']} s; table {load['table_mb']:,} MB, indexes {load['indexes_mb']:,} MB",

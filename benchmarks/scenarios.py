@@ -278,6 +278,12 @@ def concurrency_of(scenario: Scenario, cfg: LoadConfig) -> str:
     return f"c{cfg.connections}"
 
 
+def commit_note(env: dict[str, str]) -> str:
+    """"commit <sha>", and how many files were uncommitted when the figures were taken."""
+    dirty = env.get("dirty_files", "0")
+    return f"commit {env.get('commit', '?')}" + (f" + {dirty} uncommitted files" if dirty != "0" else "")
+
+
 def env_notes() -> dict[str, str]:
     """Machine notes for the report."""
     model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()

@@ -45,6 +45,7 @@ from .scenarios import (
     add_server_options,
     bench_database,
     broker_process,
+    commit_note,
     env_notes,
     seed,
     server_notes,
@@ -443,8 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     env = out["env"]
     print(f"# {env['cpus']} CPUs ({env['cpu']}), Python {env['python']}, {env['wrk']}, PostgreSQL {env['postgresql']} "
           f"(shared_buffers {env['shared_buffers']}, synchronous_commit {env['synchronous_commit']}); broker "
-          f"--workers {args.workers} x pool {args.pool_size}; commit {env['commit']}"
-          + (f" + {env['dirty_files']} uncommitted files" if env["dirty_files"] != "0" else ""))
+          f"--workers {args.workers} x pool {args.pool_size}; {commit_note(env)}")
     print(f"# data: {args.sensors:,} sensors x {args.attrs} attrs x {args.observations:,} obs (1/min) + "
           f"{args.aggr_instances:,} instances of {AGGR_ID} (1/{args.aggr_interval:g} s) = {plan.total:,} instances; "
           f"load {args.load_concurrency} in flight, <= {args.instances_per_request:,} instances/POST; queries "
