@@ -70,10 +70,14 @@ PERIODIC_TICK = 0.25  # how often periodic subscriptions are checked for being d
 GRAB_AFTER = 10.0  # seconds after start before taking partitions beyond this process's share
 DELIVERY_TIMEOUT = 10.0  # seconds a delivery may take when the endpoint sets no timeout
 
+# the payloads only of the tenants that have subscriptions ($3): most changes of a broker without any (a bulk
+# load) would otherwise be read, decompressed and decoded by every process for nothing
 _READ = ("SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax, "
-         "(SELECT v FROM ngsild.subscription_version) AS sv, "
-         "c.seq, c.tenant, c.payload FROM (SELECT pg_current_snapshot() AS s) x LEFT JOIN LATERAL "
+         "(SELECT v FROM ngsild.subscription_version) AS sv, c.seq, c.tenant, "
+         "CASE WHEN c.tenant = ANY($3::text[]) THEN c.payload END AS payload "
+         "FROM (SELECT pg_current_snapshot() AS s) x LEFT JOIN LATERAL "
          "(SELECT seq, tenant, payload FROM ngsild.changes WHERE seq > $1 ORDER BY seq LIMIT $2) c ON true")
+_PAYLOADS = "SELECT seq, payload FROM ngsild.changes WHERE seq = ANY($1::bigint[])"
 _RANGE = "SELECT seq, tenant, payload FROM ngsild.changes WHERE seq > $1 AND seq <= $2 ORDER BY seq"
 
 
@@ -222,16 +226,29 @@ class Dispatcher:
                 self._wake.clear()
 
     async def _step(self) -> bool:
-        rows = await self.pool.fetch(_READ, self.pos, BATCH)
+        watched = self.registry.watched_tenants() if self.owned else []
+        rows = await self.pool.fetch(_READ, self.pos, BATCH, watched)
         xmin, xmax = rows[0]["xmin"], rows[0]["xmax"]
         fresh = [r for r in rows if r["seq"] is not None and r["seq"] not in self.seen]
         if fresh and self.owned:
             # subscription writes visible with these changes are in force before they are matched
             await self.registry.sync_to(rows[0]["sv"])
-            await self._dispatch(fresh)
+            await self._dispatch(await self._with_payloads(fresh))
         self.seen.update(r["seq"] for r in fresh)
         self._advance(xmin, xmax)
         return len(rows) == BATCH and rows[-1]["seq"] is not None
+
+    async def _with_payloads(self, rows: list[Any]) -> list[Any]:
+        """The rows that may notify, each with its payload: a tenant whose first subscription the sync just
+        brought in had its payloads left out of the read."""
+        watched = set(self.registry.watched_tenants())
+        rows = [r for r in rows if r["tenant"] in watched]
+        missing = [r["seq"] for r in rows if r["payload"] is None]
+        if not missing:
+            return rows
+        payloads = {r["seq"]: r["payload"] for r in await self.pool.fetch(_PAYLOADS, missing)}
+        return [{"seq": r["seq"], "tenant": r["tenant"], "payload": payloads[r["seq"]]} if r["payload"] is None
+                else r for r in rows]
 
     def _advance(self, xmin: int, xmax: int) -> None:
         while self.seen:

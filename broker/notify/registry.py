@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Callable
 
 import asyncpg
@@ -42,6 +42,7 @@ class Registry:
         # tenant -> ("id", entity id) | ("type", type IRI) -> {id: rule}; tenant -> {id: rule} for unkeyed rules
         self._keyed: dict[str, dict[tuple[str, str], dict[str, Rule]]] = defaultdict(lambda: defaultdict(dict))
         self._any_type: dict[str, dict[str, Rule]] = defaultdict(dict)
+        self._per_tenant: Counter[str] = Counter()  # rules per tenant: changes of other tenants need no reading
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._pending: set[tuple[str, str]] = set()
@@ -62,6 +63,10 @@ class Registry:
             self._task.cancel()
         if self._conn is not None:
             await self._conn.close()
+
+    def watched_tenants(self) -> list[str]:
+        """The tenants that have subscriptions (only their changes can notify)."""
+        return [tenant for tenant, n in self._per_tenant.items() if n > 0]
 
     def candidates(self, tenant: str, entity_id: str, types: list[str]) -> list[Rule]:
         found: dict[str, Rule] = dict(self._any_type[tenant]) if tenant in self._any_type else {}
@@ -189,6 +194,7 @@ class Registry:
 
     def _add(self, rule: Rule) -> None:
         self.rules[(rule.tenant, rule.id)] = rule
+        self._per_tenant[rule.tenant] += 1
         if "timeInterval" in rule.body:
             self.periodic[(rule.tenant, rule.id)] = rule
         if rule.index_keys:
@@ -198,7 +204,8 @@ class Registry:
             self._any_type[rule.tenant][rule.id] = rule
 
     def _remove(self, rule: Rule) -> None:
-        self.rules.pop((rule.tenant, rule.id), None)
+        if self.rules.pop((rule.tenant, rule.id), None) is not None:
+            self._per_tenant[rule.tenant] -= 1
         self.periodic.pop((rule.tenant, rule.id), None)
         for key in rule.index_keys:
             self._keyed[rule.tenant][key].pop(rule.id, None)

@@ -1,0 +1,65 @@
+"""The dispatcher reads the change-log payloads of the tenants that have subscriptions only, and fetches
+those of a tenant whose first subscription came in with the changes it just read."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import asyncpg
+import orjson
+import pytest
+
+from broker.notify import dispatcher as dispatch
+from broker.store import db, schema
+from broker.store.tenants import Tenants
+
+
+class Watching:
+    """A registry stand-in: only ``watched_tenants`` is used by the reading."""
+
+    def __init__(self) -> None:
+        self.tenants: list[str] = []
+
+    def watched_tenants(self) -> list[str]:
+        return list(self.tenants)
+
+
+@pytest.fixture(scope="module")
+async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    conn = await db.connect(database_dsn)
+    await schema.migrate(conn)
+    await conn.close()
+    pool = await db.create_pool(database_dsn, 4)
+    yield pool
+    await pool.close()
+
+
+async def _log(pool: asyncpg.Pool, tenant: str, entity_id: str) -> int:
+    payload = orjson.dumps([{"op": "create", "id": entity_id, "types": [], "at": "2026-01-01T00:00:00Z",
+                             "created": True, "new": {}, "old": None, "removed": []}])
+    return await pool.fetchval("INSERT INTO ngsild.changes (tenant, payload) VALUES ($1, $2) RETURNING seq",
+                               tenant, payload)
+
+
+async def test_payloads_are_read_for_watched_tenants_only(pool: asyncpg.Pool) -> None:
+    start = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM ngsild.changes")
+    quiet = await _log(pool, "quiet-tenant", "urn:ngsi-ld:T:quiet")
+    watched = await _log(pool, "busy-tenant", "urn:ngsi-ld:T:busy")
+    rows = {r["seq"]: r for r in await pool.fetch(dispatch._READ, start, dispatch.BATCH, ["busy-tenant"])}
+    assert rows[quiet]["payload"] is None
+    assert orjson.loads(rows[watched]["payload"])[0]["id"] == "urn:ngsi-ld:T:busy"
+
+
+async def test_a_tenant_that_gains_its_first_subscription_gets_its_payloads_fetched(pool: asyncpg.Pool) -> None:
+    registry: Any = Watching()
+    reader = dispatch.Dispatcher("", pool, Tenants(pool), registry, store=None)  # type: ignore[arg-type]
+    start = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM ngsild.changes")
+    first = await _log(pool, "new-tenant", "urn:ngsi-ld:T:1")
+    other = await _log(pool, "other-tenant", "urn:ngsi-ld:T:2")
+    rows = await pool.fetch(dispatch._READ, start, dispatch.BATCH, registry.watched_tenants())
+    assert all(r["payload"] is None for r in rows if r["seq"] is not None)
+    registry.tenants = ["new-tenant"]  # the registry sync brought the tenant's first subscription
+    ready = await reader._with_payloads([r for r in rows if r["seq"] is not None])
+    assert [r["seq"] for r in ready] == [first]  # the other tenant's change cannot notify: left out
+    assert orjson.loads(ready[0]["payload"])[0]["id"] == "urn:ngsi-ld:T:1"
+    assert other not in [r["seq"] for r in ready]
