@@ -77,10 +77,11 @@ class _Sql:
                          f"FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")
         self.delete = f"DELETE FROM {t} WHERE id = ANY($1::text[])"
         # rows as parallel arrays; types and scopes as array literals (their length varies per row; parsing a
-        # literal costs PostgreSQL far less than unpacking a JSON array); created_at only matters for new rows
+        # literal costs PostgreSQL far less than unpacking a JSON array); attrs as JSON text (see
+        # record.HistoryRows.inst: a jsonb[] element costs a Python codec call); created_at only matters for new rows
         rows = (f"INSERT INTO {t} AS e (id, types, scopes, created_at, modified_at, attrs) "
-                f"SELECT u.id, u.types::text[], u.scopes::text[], $5, $5, u.attrs "
-                f"FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS u(id, types, scopes, attrs) ")
+                f"SELECT u.id, u.types::text[], u.scopes::text[], $5, $5, u.attrs::jsonb "
+                f"FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, types, scopes, attrs) ")
         self.bulk_create = rows + "ON CONFLICT (id) DO NOTHING RETURNING id, true AS inserted"
         self.bulk_replace = (rows + "ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, "
                              "modified_at = excluded.modified_at, attrs = excluded.attrs, version = e.version + 1 "
@@ -154,7 +155,7 @@ class BatchStore:
         rows = await conn.fetch(sql.bulk_replace if replace else sql.bulk_create, todo,
                                 [array_literal(latest[i].types) for i in todo],
                                 [array_literal(latest[i].scopes) for i in todo],
-                                [attrs[i] for i in todo], now_dt)
+                                [attrs[i].decode() for i in todo], now_dt)
         written = {r["id"]: r["inserted"] for r in rows}
         if any(created and i in old or not created and i not in old for i, created in written.items()):
             raise _Retry()  # a concurrent writer created one of "our" new ids meanwhile
@@ -242,7 +243,7 @@ class BatchStore:
             written = await conn.fetch(sql.bulk_replace, ids_out,
                                        [array_literal(state[i]["types"]) for i in ids_out],  # type: ignore[index]
                                        [array_literal(state[i]["scopes"]) for i in ids_out],  # type: ignore[index]
-                                       [orjson.dumps(state[i]["attrs"]) for i in ids_out], now_dt)  # type: ignore[index]
+                                       [orjson.dumps(state[i]["attrs"]).decode() for i in ids_out], now_dt)  # type: ignore[index]
             for row in written:
                 if row["inserted"] != (row["id"] not in before):
                     return None  # a concurrent writer created one of "our" new ids: retry

@@ -164,7 +164,7 @@ async def modify_instance(conn: asyncpg.Connection, schema: str, entity_id: str,
         f"observed_at = coalesce($7::text::timestamptz, observed_at), at = coalesce($7::text::timestamptz, at), "
         f"modified_at = $8 "
         f"WHERE entity_id = $1 AND attr = $2 AND instance_id = $3",
-        entity_id, iri, instance_uuid(instance_id), rows.inst[0], rows.num[0], rows.dataset[0], rows.observed[0],
+        entity_id, iri, instance_uuid(instance_id), rows.inst[0].encode(), rows.num[0], rows.dataset[0], rows.observed[0],
         now)
     if status.endswith(" 0"):
         raise not_found(f"attribute has no instance {instance_id}")
