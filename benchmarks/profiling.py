@@ -39,7 +39,7 @@ def start(pid: int, duration: float, out: Path, *, native: bool = True, rate: in
     if binary is None:
         raise SystemExit("py-spy not found: `pip install py-spy` into the venv to use --profile")
     cmd = [binary, "record", "--pid", str(pid), "--duration", str(max(1, round(duration))), "--rate", str(rate),
-           "--format", "raw", "--output", str(out)]
+           "--format", "raw", "--output", str(out), "--subprocesses"]
     if native:
         cmd.append("--native")
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
