@@ -15,10 +15,14 @@ from broker.store.tenants import Tenants
 
 
 class Watching:
-    """A registry stand-in: only ``watched_tenants`` is used by the reading."""
+    """A registry stand-in: only the watched tenants are used by the reading."""
 
     def __init__(self) -> None:
         self.tenants: list[str] = []
+
+    @property
+    def watched(self) -> set[str]:
+        return set(self.tenants)
 
     def watched_tenants(self) -> list[str]:
         return list(self.tenants)

@@ -43,6 +43,7 @@ class Registry:
         self._keyed: dict[str, dict[tuple[str, str], dict[str, Rule]]] = defaultdict(lambda: defaultdict(dict))
         self._any_type: dict[str, dict[str, Rule]] = defaultdict(dict)
         self._per_tenant: Counter[str] = Counter()  # rules per tenant: changes of other tenants need no reading
+        self._watched: set[str] = set()  # the tenants with rules
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._pending: set[tuple[str, str]] = set()
@@ -64,9 +65,13 @@ class Registry:
         if self._conn is not None:
             await self._conn.close()
 
-    def watched_tenants(self) -> list[str]:
+    @property
+    def watched(self) -> set[str]:
         """The tenants that have subscriptions (only their changes can notify)."""
-        return [tenant for tenant, n in self._per_tenant.items() if n > 0]
+        return self._watched
+
+    def watched_tenants(self) -> list[str]:
+        return list(self._watched)
 
     def candidates(self, tenant: str, entity_id: str, types: list[str]) -> list[Rule]:
         found: dict[str, Rule] = dict(self._any_type[tenant]) if tenant in self._any_type else {}
@@ -195,6 +200,7 @@ class Registry:
     def _add(self, rule: Rule) -> None:
         self.rules[(rule.tenant, rule.id)] = rule
         self._per_tenant[rule.tenant] += 1
+        self._watched.add(rule.tenant)
         if "timeInterval" in rule.body:
             self.periodic[(rule.tenant, rule.id)] = rule
         if rule.index_keys:
@@ -206,6 +212,8 @@ class Registry:
     def _remove(self, rule: Rule) -> None:
         if self.rules.pop((rule.tenant, rule.id), None) is not None:
             self._per_tenant[rule.tenant] -= 1
+            if not self._per_tenant[rule.tenant]:
+                self._watched.discard(rule.tenant)
         self.periodic.pop((rule.tenant, rule.id), None)
         for key in rule.index_keys:
             self._keyed[rule.tenant][key].pop(rule.id, None)

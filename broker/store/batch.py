@@ -118,7 +118,7 @@ class BatchStore:
             try:
                 async with self.entities.pool.acquire() as conn, conn.transaction():
                     written = await self._bulk_attempt(conn, sql, tenant, latest, ids, now, now_dt, replace, op)
-                self.entities.on_write()
+                self.entities.on_write(tenant)
                 break
             except (_Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 continue
@@ -194,7 +194,7 @@ class BatchStore:
                     outcome = await self._attempt(conn, sql, tenant, items, now, now_dt)
                     if outcome is None:
                         raise _Retry()  # rolls the transaction back
-                self.entities.on_write()
+                self.entities.on_write(tenant)
                 return outcome
             except (_Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 continue

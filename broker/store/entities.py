@@ -118,7 +118,7 @@ class EntityStore:
         self.keep_deleted_history = keep_deleted_history
         self._sql: dict[str, _Sql] = {}
         # called after every committed write (the notification dispatcher looks at the change log at once)
-        self.on_write: Callable[[], None] = _nothing
+        self.on_write: Callable[[str], None] = _nothing  # a write to this tenant committed
 
     async def sql(self, tenant: str, *, create: bool = False) -> _Sql:
         schema = await self.tenants.schema(tenant, create=create)
@@ -148,7 +148,7 @@ class EntityStore:
         seq = await self.pool.fetchval(sql.create_replacing if replacing else sql.create, *args)
         if seq is None:
             raise already_exists(f"entity {entity.id} already exists")
-        self.on_write()
+        self.on_write(tenant)
 
     async def modify(self, tenant: str, entity_id: str, op: str, compute: Callable[[Any], Write],
                      now: str, now_dt: datetime, history: record.HistoryRows | None = None) -> Write:
@@ -160,14 +160,14 @@ class EntityStore:
                 write = await self._modify_once(conn, sql.get, sql, tenant, entity_id, op, compute, now, now_dt,
                                                 history)
                 if write is not None:
-                    self.on_write()
+                    self.on_write(tenant)
                     return write
         async with self.pool.acquire() as conn, conn.transaction():
             write = await self._modify_once(conn, sql.get_locked, sql, tenant, entity_id, op, compute, now,
                                             now_dt, history)
         if write is None:  # cannot happen while we hold the row lock
             raise NgsiError("Conflict", f"entity {entity_id} changed concurrently; try again", status=409)
-        self.on_write()
+        self.on_write(tenant)
         return write
 
     @staticmethod
@@ -198,7 +198,7 @@ class EntityStore:
         sql = await self.sql(tenant)
         if await self.pool.fetchval(sql.delete, entity_id, tenant, now) is None:
             raise not_found(f"entity {entity_id} does not exist")
-        self.on_write()
+        self.on_write(tenant)
 
     async def delete_with_history(self, tenant: str, entity_id: str, now: str) -> bool:
         """DELETE /temporal/entities/{id}: the entity, when it exists, and its whole history, in one
@@ -208,9 +208,9 @@ class EntityStore:
             existed = await conn.fetchval(sql.delete, entity_id, tenant, now) is not None
             had_history = await conn.fetchval(sql.delete_history, entity_id) is not None
         if existed:
-            self.on_write()
+            self.on_write(tenant)
         return existed or had_history
 
 
-def _nothing() -> None:
+def _nothing(tenant: str) -> None:
     return None
