@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: 1,000 subscriptions, 5 s + 1 s warm-up")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the rows and per-scenario details to FILE")
     p.add_argument("--profile", type=Path, metavar="DIR",
-                   help="run scenarios 1 and 3 once more (not counted) under py-spy (each broker worker) into DIR")
+                   help="run scenarios 1, 1b and 3 once more (not counted) under py-spy (each broker worker) into DIR")
     args = p.parse_args(argv)
     if args.quick:
         args.subscriptions, args.duration, args.warmup = 1_000, 5.0, 1.0
@@ -355,7 +355,7 @@ def run_scenario(name: str, broker: BrokerProcess, driver: Driver, receiver: Ser
 
 
 def profile_run(label: str, broker: BrokerProcess, driver: Driver, receiver: ServerProcess,
-                args: argparse.Namespace, rate: float | None = None) -> str:
+                args: argparse.Namespace, rate: float | None = None, concurrency: int | None = None) -> str:
     """One more run of a scenario (not counted) with py-spy on each broker worker; the summaries."""
     assert broker.proc is not None
     args.profile.mkdir(parents=True, exist_ok=True)
@@ -365,7 +365,7 @@ def profile_run(label: str, broker: BrokerProcess, driver: Driver, receiver: Ser
     wait_idle(broker)
     receiver_get(receiver, "take")
     spies = [profiling.start(pid, args.duration, raw) for pid, raw in zip(pids, raws)]
-    writes = arun(driver.run(args.duration + 1, concurrency=args.concurrency, rate=rate))
+    writes = arun(driver.run(args.duration + 1, concurrency=concurrency or args.concurrency, rate=rate))
     for spy in spies:
         spy.communicate(timeout=args.duration + 60)
     drain(receiver, len(writes.responded), args.drain_timeout)
@@ -408,6 +408,9 @@ def measure(args: argparse.Namespace, broker: BrokerProcess, receiver: ServerPro
         batches.values = driver.values  # one sequence of values: every write is told apart from the others
         scen["1b"] = run_scenario(f"1b: batches of {args.batch} as fast as possible", broker, batches, receiver,
                                   args, sub_of, concurrency=args.batch_concurrency)
+        if args.profile:
+            out["profile"] += "\n\n" + profile_run("1b", broker, batches, receiver, args,
+                                                    concurrency=args.batch_concurrency)
     scen["2"] = run_scenario(f"2: {args.rate:,.0f}/s", broker, driver, receiver, args, sub_of, rate=args.rate)
     dead = subscription(DEAD_SUB, {"type": "Vehicle"}, f"http://127.0.0.1:{dead_port}/notify")
     status, reply = _request("POST", broker.url + SUBSCRIPTIONS_PATH, dead, payloads.HEADERS)
