@@ -21,6 +21,7 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
+from broker.store import db as store_db, schema
 from broker.testing import BrokerProcess, fresh_database, server_dsn
 from geo_support import Db
 
@@ -73,3 +74,15 @@ def pgdb(database_dsn: str) -> Iterator[Db]:
                         "equivalence tests need TEST_DATABASE_URL on a server with PostGIS")
         yield db
         db.close()
+
+
+# storage-level tests (tests/test_store.py, tests/test_dispatch_reading.py): a connection pool on the migrated
+# session database
+@pytest.fixture(scope="module")
+async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    conn = await store_db.connect(database_dsn)
+    await schema.migrate(conn)
+    await conn.close()
+    pool = await store_db.create_pool(database_dsn, 8)
+    yield pool
+    await pool.close()

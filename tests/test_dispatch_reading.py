@@ -3,14 +3,12 @@ those of a tenant whose first subscription came in with the changes it just read
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import orjson
-import pytest
 
 from broker.notify import dispatcher as dispatch
-from broker.store import db, schema
 from broker.store.tenants import Tenants
 
 
@@ -26,16 +24,6 @@ class Watching:
 
     def watched_tenants(self) -> list[str]:
         return list(self.tenants)
-
-
-@pytest.fixture(scope="module")
-async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    conn = await db.connect(database_dsn)
-    await schema.migrate(conn)
-    await conn.close()
-    pool = await db.create_pool(database_dsn, 4)
-    yield pool
-    await pool.close()
 
 
 async def _log(pool: asyncpg.Pool, tenant: str, entity_id: str) -> int:

@@ -4,7 +4,7 @@ its change-log row, batches are atomic, migrations and tenant creation are safe 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import orjson
@@ -20,16 +20,6 @@ from broker.store.tenants import Tenants, schema_name_for
 
 SPEED = "https://ex.org/speed"
 TYPE = "https://ex.org/Vehicle"
-
-
-@pytest.fixture(scope="module")
-async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    conn = await db.connect(database_dsn)
-    await schema.migrate(conn)
-    await conn.close()
-    pool = await db.create_pool(database_dsn, 8)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture(scope="module")
