@@ -9,6 +9,7 @@ import asyncpg
 import orjson
 
 from broker.notify import dispatcher as dispatch
+from broker.store.changes import change_entry, encode
 from broker.store.tenants import Tenants
 
 
@@ -22,13 +23,10 @@ class Watching:
     def watched(self) -> set[str]:
         return set(self.tenants)
 
-    def watched_tenants(self) -> list[str]:
-        return list(self.tenants)
-
 
 async def _log(pool: asyncpg.Pool, tenant: str, entity_id: str) -> int:
-    payload = orjson.dumps([{"op": "create", "id": entity_id, "types": [], "at": "2026-01-01T00:00:00Z",
-                             "created": True, "new": {}, "old": None, "removed": []}])
+    payload = encode([change_entry("create", entity_id, [], "2026-01-01T00:00:00Z", new={}, old=None, removed=[],
+                                   created=True)])
     return await pool.fetchval("INSERT INTO ngsild.changes (tenant, payload) VALUES ($1, $2) RETURNING seq",
                                tenant, payload)
 
@@ -48,7 +46,7 @@ async def test_a_tenant_that_gains_its_first_subscription_gets_its_payloads_fetc
     start = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM ngsild.changes")
     first = await _log(pool, "new-tenant", "urn:ngsi-ld:T:1")
     other = await _log(pool, "other-tenant", "urn:ngsi-ld:T:2")
-    rows = await pool.fetch(dispatch._READ, start, dispatch.BATCH, registry.watched_tenants())
+    rows = await pool.fetch(dispatch._READ, start, dispatch.BATCH, list(registry.watched))
     assert all(r["payload"] is None for r in rows if r["seq"] is not None)
     registry.tenants = ["new-tenant"]  # the registry sync brought the tenant's first subscription
     ready = await reader._with_payloads([r for r in rows if r["seq"] is not None])

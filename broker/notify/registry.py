@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, defaultdict
-from typing import Any, Callable
+from typing import Any, Callable, KeysView
 
 import asyncpg
 
@@ -42,8 +42,8 @@ class Registry:
         # tenant -> ("id", entity id) | ("type", type IRI) -> {id: rule}; tenant -> {id: rule} for unkeyed rules
         self._keyed: dict[str, dict[tuple[str, str], dict[str, Rule]]] = defaultdict(lambda: defaultdict(dict))
         self._any_type: dict[str, dict[str, Rule]] = defaultdict(dict)
-        self._per_tenant: Counter[str] = Counter()  # rules per tenant: changes of other tenants need no reading
-        self._watched: set[str] = set()  # the tenants with rules
+        # rules per tenant, only tenants that have some: changes of other tenants need no reading
+        self._per_tenant: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._pending: set[tuple[str, str]] = set()
@@ -66,12 +66,9 @@ class Registry:
             await self._conn.close()
 
     @property
-    def watched(self) -> set[str]:
+    def watched(self) -> KeysView[str]:
         """The tenants that have subscriptions (only their changes can notify)."""
-        return self._watched
-
-    def watched_tenants(self) -> list[str]:
-        return list(self._watched)
+        return self._per_tenant.keys()
 
     def candidates(self, tenant: str, entity_id: str, types: list[str]) -> list[Rule]:
         found: dict[str, Rule] = dict(self._any_type[tenant]) if tenant in self._any_type else {}
@@ -200,7 +197,6 @@ class Registry:
     def _add(self, rule: Rule) -> None:
         self.rules[(rule.tenant, rule.id)] = rule
         self._per_tenant[rule.tenant] += 1
-        self._watched.add(rule.tenant)
         if "timeInterval" in rule.body:
             self.periodic[(rule.tenant, rule.id)] = rule
         if rule.index_keys:
@@ -213,7 +209,7 @@ class Registry:
         if self.rules.pop((rule.tenant, rule.id), None) is not None:
             self._per_tenant[rule.tenant] -= 1
             if not self._per_tenant[rule.tenant]:
-                self._watched.discard(rule.tenant)
+                del self._per_tenant[rule.tenant]
         self.periodic.pop((rule.tenant, rule.id), None)
         for key in rule.index_keys:
             self._keyed[rule.tenant][key].pop(rule.id, None)
