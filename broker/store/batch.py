@@ -79,13 +79,29 @@ class _Sql:
         # rows as parallel arrays; types and scopes as array literals (their length varies per row; parsing a
         # literal costs PostgreSQL far less than unpacking a JSON array); attrs as JSON text (see
         # record.HistoryRows.inst: a jsonb[] element costs a Python codec call); created_at only matters for new rows
-        rows = (f"INSERT INTO {t} AS e (id, types, scopes, created_at, modified_at, attrs) "
-                f"SELECT u.id, u.types::text[], u.scopes::text[], $5, $5, u.attrs::jsonb "
-                f"FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, types, scopes, attrs) ")
-        self.bulk_create = rows + "ON CONFLICT (id) DO NOTHING RETURNING id, true AS inserted"
-        self.bulk_replace = (rows + "ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, "
-                             "modified_at = excluded.modified_at, attrs = excluded.attrs, version = e.version + 1 "
-                             "RETURNING id, xmax = 0 AS inserted")
+        target = f"INSERT INTO {t} AS e (id, types, scopes, created_at, modified_at, attrs) "
+        rows = (target + "SELECT u.id, u.types::text[], u.scopes::text[], $5, $5, u.attrs::jsonb "
+                "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, types, scopes, attrs) ")
+        create = "ON CONFLICT (id) DO NOTHING RETURNING id, true AS inserted"
+        replace = ("ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, "
+                   "modified_at = excluded.modified_at, attrs = excluded.attrs, version = e.version + 1 "
+                   "RETURNING id, xmax = 0 AS inserted")
+        self.bulk_replace = rows + replace  # the merging path's write (it records its history itself)
+        # the bulk path's writes; with history they also record every instance of the rows they wrote
+        self.bulk_create_recorded = _recording(schema, target, create) if history else rows + create
+        self.bulk_replace_recorded = _recording(schema, target, replace) if history else self.bulk_replace
+
+
+def _recording(schema: str, target: str, conflict: str) -> str:
+    """A bulk write (``target`` + rows + ``conflict``) that also records the history of the rows it wrote
+    (``r``), in the same statement: the parameters are parsed once (``p``), the written ids come back (``w``)."""
+    parsed = ("p AS MATERIALIZED (SELECT u.id, u.types::text[] AS types, u.scopes::text[] AS scopes, "
+              "u.attrs::jsonb AS attrs FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
+              "AS u(id, types, scopes, attrs))")
+    write = target + "SELECT p.id, p.types, p.scopes, $5, $5, p.attrs FROM p " + conflict
+    written = "r AS MATERIALIZED (SELECT p.id, p.types, p.scopes, p.attrs FROM p JOIN w USING (id))"
+    return (f"WITH {parsed}, w AS ({write}), {written}, h AS ({record.insert_held(schema, 'r', '$5')}), "
+            f"te AS ({record.upsert_entities_held(schema, 'r', '$5')}) SELECT id, inserted FROM w")
 
 
 class BatchStore:
@@ -152,7 +168,7 @@ class BatchStore:
                     for inst in insts:
                         inst["modifiedAt"] = now
             attrs[entity_id] = orjson.dumps(entity_attrs)
-        rows = await conn.fetch(sql.bulk_replace if replace else sql.bulk_create, todo,
+        rows = await conn.fetch(sql.bulk_replace_recorded if replace else sql.bulk_create_recorded, todo,
                                 [array_literal(latest[i].types) for i in todo],
                                 [array_literal(latest[i].scopes) for i in todo],
                                 [attrs[i].decode() for i in todo], now_dt)
@@ -166,11 +182,10 @@ class BatchStore:
                 continue  # created concurrently: reported as AlreadyExists
             before = old.get(entity_id)
             new_attrs = latest[entity_id].attrs
-            if history is not None:
+            if history is not None:  # the written instances are recorded by the bulk statement (_recording)
                 gone = [k for k in before["keys"] if k not in new_attrs] if before else []
-                # the old attributes are decoded only when some are removed (their deletion markers)
-                history.add_change(entity_id, orjson.loads(before["attrs"]) if gone else None, new_attrs, gone,
-                                   now, created=True)
+                if gone:  # the old attributes are decoded only when some are removed (their deletion markers)
+                    history.add_removed(entity_id, orjson.loads(before["attrs"]), new_attrs, gone)
                 history.add_scopes(entity_id, before["scopes"] if before else None, latest[entity_id].scopes, now)
             entries.append(change_entry(
                 op, entity_id, latest[entity_id].types, now, new=orjson.Fragment(attrs[entity_id]),
@@ -180,8 +195,7 @@ class BatchStore:
         if entries:
             await conn.execute(_INSERT_CHANGE, tenant, encode(entries))
         if history is not None:
-            await write_history(conn, sql, history, [(i, latest[i].types, latest[i].scopes) for i in todo
-                                                     if i in written], [], now_dt)
+            await write_history(conn, sql, history, [], [], now_dt)
         return written
 
     async def run(self, tenant: str, items: list[tuple[str, Rule]], now: str, now_dt: datetime, *,
