@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--index-settle", type=float, default=5.0, help="seconds the index set must stay unchanged (5)")
     p.add_argument("--index-timeout", type=float, default=900.0, help="max seconds to wait for index builds (900)")
     p.add_argument("--seed", type=int, default=1, help="dataset seed (default 1)")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="after the runs: CPU per query of broker and PostgreSQL, and a py-spy profile per scenario "
+                        "into DIR (benchmarks.query_profile)")
     p.add_argument("--explain", action="store_true",
                    help="also EXPLAIN (ANALYZE, BUFFERS) the SQL the broker runs for one query of each scenario")
     args = p.parse_args(argv)
@@ -267,7 +270,7 @@ def run_wrk(base_url: str, paths_file: Path, link: str, args: argparse.Namespace
     return {"rate": round(ok / seconds, 1), "p50_ms": d["p50_us"] / 1000, "p95_ms": d["p95_us"] / 1000,
             "p99_ms": d["p99_us"] / 1000, "failed": d["status_errors"] + d["socket_errors"],
             "timeouts": d["requests"] == 0 or d["socket_errors"] > 0,
-            "kb_per_reply": round(d["bytes"] / max(1, d["requests"]) / 1024, 1)}
+            "kb_per_reply": round(d["bytes"] / max(1, d["requests"]) / 1024, 1), "seconds": seconds}
 
 
 def summarise(scenario: QueryScenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -340,6 +343,13 @@ def measure_size(admin_dsn: str, entities: int, args: argparse.Namespace) -> dic
                 if row["runs"]:
                     row.update(summarise(BY_NAME[row["scenario"]], row.pop("runs")))
             out["scenarios"] = rows
+            if args.profile:
+                from .query_profile import profile_scenarios
+                assert broker.proc is not None
+                run = lambda name: run_wrk(broker.url, workdir / f"{name}.txt", link_header(BY_NAME[name].domain),  # noqa: E731
+                                           args, args.duration)
+                out["profile"] = profile_scenarios([r["scenario"] for r in rows if r["available"]], broker.proc.pid,
+                                                   run, args, args.profile / str(entities), log)
             if args.explain:
                 from .query_explain import explain_scenarios
                 out["explain"] = explain_scenarios(dsn, args, paths, broker_env(args))

@@ -85,3 +85,17 @@ def map_shape(value: Any, fn: Callable[[Any], Any]) -> Any:
     if isinstance(value, list):
         return [map_shape(v, fn) for v in value]
     return fn(value)
+
+
+def kept_by_add_value(compacted: list[Any]) -> bool:
+    """Whether pyld's compaction keeps an entry for these compacted items of one container-less term.
+
+    pyld (like the JSON-LD "add value" algorithm) adds each item with ``add_value``, which *flattens* an
+    array -- the compacted form of a ``@json`` literal that is an array -- and creates the entry for an
+    empty array only when the item itself is ``[]``. So ``[[]]`` or ``[[], [[]]]`` add nothing, and when
+    every item is like that the entry is absent. (Otherwise the user's shape is kept: equal modulo arrays.)
+    """
+    for item in compacted:
+        if not isinstance(item, list) or not item or any(True for _ in leaves(item)):
+            return True
+    return False
