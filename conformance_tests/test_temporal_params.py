@@ -80,6 +80,15 @@ async def test_attrs_pick_omit(ngsi: Ngsi, fleet: dict[str, Any]) -> None:
     assert "speed" not in omitted and "location" not in omitted and "name" in omitted
 
 
+async def test_attrs_with_an_empty_item_is_rejected(ngsi: Ngsi, fleet: dict[str, Any]) -> None:
+    """As in the core API: ``attrs=speed,`` or ``attrs=`` is a 400, not a silently shorter list."""
+    for attrs in ("speed,", ",speed", ""):
+        for path in (T, f"{T}/{ngsi.quote_id(fleet['a'])}"):
+            reply = await ngsi.request("GET", path, params={"type": fleet["kind"], "attrs": attrs})
+            assert reply.status == 400, (path, attrs, reply)
+            assert reply.json["type"].endswith("BadRequestData")
+
+
 async def test_dataset_id_and_gaps(ngsi: Ngsi, fleet: dict[str, Any]) -> None:
     body = (await query(ngsi, fleet, id=fleet["a"], datasetId=B)).json[0]
     assert [(i["value"], i["datasetId"]) for i in body["speed"]] == [(10, B), (11, B)]

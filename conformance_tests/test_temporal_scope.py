@@ -83,6 +83,20 @@ async def test_scope_query_over_the_window(ngsi: Ngsi) -> None:
     assert (await ngsi.fetch(ids["rep"]))["scope"] == "/S"  # the entity's scope is the one observed last
 
 
+async def test_entity_scope_is_the_last_given_of_equally_observed(ngsi: Ngsi) -> None:
+    """The entity's scope after a temporal write is the scope observed last; of instances observed at the
+    same moment (or without observedAt) the last one given, as for every other attribute."""
+    for scopes, observed in ((["/A", "/B"], None), (["/C", "/D"], "2026-03-01T12:00:00Z")):
+        stamp = {"observedAt": observed} if observed else {}
+        body = {"id": uid("Car"), "type": "Car", "speed": [prop(1, **stamp), prop(2, **stamp)],
+                "scope": [{"type": "Property", "value": s, **stamp} for s in scopes]}
+        reply = await ngsi.request("POST", T, body=body)
+        assert reply.status == 201, reply
+        current = await ngsi.fetch(body["id"])
+        assert current["scope"] == scopes[-1]
+        assert current["speed"]["value"] == 2
+
+
 async def test_bad_temporal_scope_instances(ngsi: Ngsi) -> None:
     for scope in ([{"type": "Property"}], [{"type": "Relationship", "object": "urn:x:1"}],
                   [{"type": "Property", "value": "/A", "unitCode": "X"}], [{"type": "Property", "value": 3}]):

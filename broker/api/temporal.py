@@ -23,7 +23,7 @@ from ..temporal import assemble, store
 from ..temporal.params import TemporalQuery, parse_temporal
 from ..temporal.render import time_text
 from .http import JSON, LD_JSON, negotiate, read_json, tenant_of
-from .params import check_params, entity_path_id, link_context, make_view, options_of
+from .params import check_params, entity_path_id, link_context, list_param, make_view, options_of
 from .query import (
     _as_list,
     _require_selector,
@@ -81,11 +81,6 @@ def _temporal_of(source: Any, mode: str) -> TemporalQuery:
                           source.get("aggrPeriodDuration"), aggregated=mode == assemble.AGGREGATED)
 
 
-def _attrs(request: Request) -> list[str] | None:
-    raw = request.query_params.getlist("attrs")
-    return [a.strip() for v in raw for a in v.split(",") if a.strip()] or None if raw else None
-
-
 def _content_range(cut: assemble.Cut, query: TemporalQuery) -> dict[str, str]:
     """6.3.10: ``date-time <first>-<last>/<lastN or *>``, first to last in the order the page was taken."""
     size = str(query.last_n) if query.last_n is not None else "*"
@@ -102,7 +97,7 @@ async def retrieve_temporal(request: Request) -> Response:
     options = options_of(request, TEMPORAL_OPTIONS)
     params = request.query_params
     mode = _mode(options, params.get("format"))
-    view = _view(ctx, options, params, _attrs(request))
+    view = _view(ctx, options, params, list_param(request, "attrs"))
     query = _temporal_of(params, mode)
     if params.get("local") is not None:
         bool_param(request, "local")
@@ -129,7 +124,7 @@ async def query_temporal(request: Request) -> Response:
     options = options_of(request, TEMPORAL_OPTIONS)
     params = request.query_params
     mode = _mode(options, params.get("format"))
-    view = _view(ctx, options, params, _attrs(request))
+    view = _view(ctx, options, params, list_param(request, "attrs"))
     return await _answer(request, ctx, entity_query, view, _temporal_of(params, mode), mode,
                          _descending(params.get("orderBy")))
 

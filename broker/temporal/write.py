@@ -76,7 +76,13 @@ def _scope_instances(raw: Any) -> list[dict[str, Any]]:
 
 
 def _latest(instances: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    return max((inst for _, inst in instances), key=_observed)
+    """The instance observed last; of equals the last given (as ``latest_state`` chooses)."""
+    held: dict[str, Any] | None = None
+    for _, inst in instances:
+        if _later(inst, held):
+            held = inst
+    assert held is not None
+    return held
 
 
 def rows_of(entity_id: str, instances: list[tuple[str, dict[str, Any]]]) -> record.HistoryRows:
