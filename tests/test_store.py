@@ -167,6 +167,18 @@ async def test_migrations_and_tenant_creation_are_safe_concurrently(database_dsn
                                "urn:ngsi-ld:tenant:concurrent") == 1
 
 
+async def test_documents_and_change_log_use_lz4_where_the_server_has_it(store: EntityStore, pool: asyncpg.Pool):
+    await store.tenants.schema("t-lz4", create=True)
+    has_lz4 = await pool.fetchval("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                                  "WHERE name = 'default_toast_compression'")
+    expected = "l" if has_lz4 else ""
+    methods = await pool.fetch("SELECT attrelid::regclass::text AS rel, attcompression::text AS method "
+                               "FROM pg_attribute WHERE (attrelid, attname) IN "
+                               "(('ngsild.changes'::regclass, 'payload'), ($1::regclass, 'attrs'))",
+                               f"{schema_name_for('t-lz4')}.entities")
+    assert len(methods) == 2 and all(row["method"] == expected for row in methods), [dict(r) for r in methods]
+
+
 async def test_bulk_create_and_replace(store: EntityStore, pool: asyncpg.Pool):
     """The single-statement bulk path: create reports existing ids, replace swaps attribute sets, and one
     change-log row per batch carries created/old/removed as PostgreSQL built them."""
