@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
+from hypothesis import given, strategies as st
 
 from broker.errors import NgsiError
 from broker.model import operations as ops
@@ -171,3 +174,14 @@ def test_check_same_id():
     ops.check_same_id(EntityInput("", [], None, {}), "urn:a")
     with pytest.raises(NgsiError):
         ops.check_same_id(EntityInput("urn:b", [], None, {}), "urn:a")
+
+
+@given(moment=st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(timezone.utc)))
+def test_iso_is_the_strftime_format(moment: datetime) -> None:
+    assert ops.iso(moment) == moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert ops.iso("2024-01-01T00:00:00Z") == "2024-01-01T00:00:00Z"
+
+
+def test_iso_years_have_four_digits() -> None:
+    """ISO 8601 (glibc's strftime writes year 999 as '999')."""
+    assert ops.iso(datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)) == "0999-01-02T03:04:05.000006Z"

@@ -41,7 +41,12 @@ class Write:
 
 
 def iso(moment: datetime | str) -> str:
-    return moment if isinstance(moment, str) else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``%Y-%m-%dT%H:%M:%S.%fZ`` of a UTC datetime (the database session's time zone), formatted without
+    ``strftime``, which costs three times as much (a batch update formats every entity's creation time)."""
+    if isinstance(moment, str):
+        return moment
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (moment.year, moment.month, moment.day, moment.hour,
+                                                   moment.minute, moment.second, moment.microsecond)
 
 
 def instance_times(inst: dict[str, Any], entity_created: str) -> tuple[str, str]:
