@@ -61,7 +61,7 @@ def _postgres() -> list[int]:
 
 
 def cpu_split(broker_pid: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``run`` (a wrk run returning its ``rate`` and ``duration``) and the CPU ms per query of each side.
+    """Run ``run`` (a wrk run returning its ``rate`` and ``seconds``) and the CPU ms per query of each side.
     PostgreSQL's backends live as long as the broker's pool connections, so they are read before and after."""
     broker, pg = _tree(broker_pid), _postgres()
     b0, p0 = _cpu(broker), _cpu(pg)

@@ -60,6 +60,11 @@ def apply_write(current: dict[str, Any], write: Write, op: str) -> NewState:
     return NewState(write.types, write.scopes, attrs, write, op)
 
 
+# the rows of a bulk write: $1 ids, $2 types and $3 scopes as array literals, $4 attributes as JSON text
+_PARSED = ("SELECT u.id, u.types::text[] AS types, u.scopes::text[] AS scopes, u.attrs::jsonb AS attrs "
+           "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, types, scopes, attrs)")
+
+
 class _Sql:
     def __init__(self, schema: str, history: bool, keep_deleted: bool) -> None:
         t = f"{schema}.entities"
@@ -80,8 +85,7 @@ class _Sql:
         # literal costs PostgreSQL far less than unpacking a JSON array); attrs as JSON text (see
         # record.HistoryRows.inst: a jsonb[] element costs a Python codec call); created_at only matters for new rows
         target = f"INSERT INTO {t} AS e (id, types, scopes, created_at, modified_at, attrs) "
-        rows = (target + "SELECT u.id, u.types::text[], u.scopes::text[], $5, $5, u.attrs::jsonb "
-                "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, types, scopes, attrs) ")
+        rows = target + f"SELECT p.id, p.types, p.scopes, $5, $5, p.attrs FROM ({_PARSED}) p "
         create = "ON CONFLICT (id) DO NOTHING RETURNING id, true AS inserted"
         replace = ("ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, "
                    "modified_at = excluded.modified_at, attrs = excluded.attrs, version = e.version + 1 "
@@ -95,12 +99,10 @@ class _Sql:
 def _recording(schema: str, target: str, conflict: str) -> str:
     """A bulk write (``target`` + rows + ``conflict``) that also records the history of the rows it wrote
     (``r``), in the same statement: the parameters are parsed once (``p``), the written ids come back (``w``)."""
-    parsed = ("p AS MATERIALIZED (SELECT u.id, u.types::text[] AS types, u.scopes::text[] AS scopes, "
-              "u.attrs::jsonb AS attrs FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
-              "AS u(id, types, scopes, attrs))")
     write = target + "SELECT p.id, p.types, p.scopes, $5, $5, p.attrs FROM p " + conflict
     written = "r AS MATERIALIZED (SELECT p.id, p.types, p.scopes, p.attrs FROM p JOIN w USING (id))"
-    return (f"WITH {parsed}, w AS ({write}), {written}, h AS ({record.insert_held(schema, 'r', '$5')}), "
+    return (f"WITH p AS MATERIALIZED ({_PARSED}), w AS ({write}), {written}, "
+            f"h AS ({record.insert_held(schema, 'r', '$5')}), "
             f"te AS ({record.upsert_entities_held(schema, 'r', '$5')}) SELECT id, inserted FROM w")
 
 
@@ -182,15 +184,15 @@ class BatchStore:
                 continue  # created concurrently: reported as AlreadyExists
             before = old.get(entity_id)
             new_attrs = latest[entity_id].attrs
+            gone = [k for k in before["keys"] if k not in new_attrs] if before else []
             if history is not None:  # the written instances are recorded by the bulk statement (_recording)
-                gone = [k for k in before["keys"] if k not in new_attrs] if before else []
                 if gone:  # the old attributes are decoded only when some are removed (their deletion markers)
                     history.add_removed(entity_id, orjson.loads(before["attrs"]), new_attrs, gone)
                 history.add_scopes(entity_id, before["scopes"] if before else None, latest[entity_id].scopes, now)
             entries.append(change_entry(
                 op, entity_id, latest[entity_id].types, now, new=orjson.Fragment(attrs[entity_id]),
                 old=orjson.Fragment(before["attrs"]) if before else None,
-                removed=[k for k in before["keys"] if k not in new_attrs] if before else [],
+                removed=gone,
                 created=before is None))
         if entries:
             await conn.execute(_INSERT_CHANGE, tenant, encode(entries))

@@ -167,7 +167,8 @@ def insert_held(schema: str, rows: str, now: str) -> str:
 
 
 def upsert_entities_held(schema: str, rows: str, now: str) -> str:
-    """``upsert_entities`` from a FROM item ``rows`` with columns ``id``, ``types`` and ``scopes``."""
+    """The ``temporal_entities`` rows of written entities, from a FROM item ``rows`` with columns ``id``,
+    ``types`` and ``scopes``, recorded at ``now``: types and scopes follow the entity; a deleted one comes back."""
     check_schema_name(schema)
     return (f"INSERT INTO {schema}.temporal_entities AS t (id, types, scopes, created_at) "
             f"SELECT r.id, r.types, r.scopes, {now} FROM {rows} r ON CONFLICT (id) DO UPDATE SET "
@@ -176,14 +177,11 @@ def upsert_entities_held(schema: str, rows: str, now: str) -> str:
 
 
 def upsert_entities(schema: str) -> str:
-    """The ``temporal_entities`` rows of written entities ($1 ids, $2 types literals, $3 scopes literals,
-    $4 the write's timestamp): types and scopes follow the entity; a deleted one comes back."""
-    check_schema_name(schema)
-    return (f"INSERT INTO {schema}.temporal_entities AS t (id, types, scopes, created_at) "
-            f"SELECT u.id, u.types::text[], u.scopes::text[], $4 FROM unnest($1::text[], $2::text[], $3::text[]) "
-            f"AS u(id, types, scopes) ON CONFLICT (id) DO UPDATE SET types = excluded.types, "
-            f"scopes = excluded.scopes, deleted_at = NULL "
-            f"WHERE (t.types, t.scopes, t.deleted_at) IS DISTINCT FROM (excluded.types, excluded.scopes, NULL)")
+    """``upsert_entities_held`` of parameters: $1 ids, $2 types literals, $3 scopes literals, $4 the write's
+    timestamp."""
+    rows = ("(SELECT u.id, u.types::text[] AS types, u.scopes::text[] AS scopes "
+            "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, types, scopes))")
+    return upsert_entities_held(schema, rows, "$4")
 
 
 def replace_observed(schema: str, first: int) -> str:
