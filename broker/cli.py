@@ -107,6 +107,7 @@ def serve(settings: Settings) -> None:
 
     import uvicorn
 
+    from .api.transport import http_protocol
     from .app import create_app
     from .embedded import EmbeddedPostgres
 
@@ -120,7 +121,8 @@ def serve(settings: Settings) -> None:
         embedded = EmbeddedPostgres(settings.data_dir)
         dsn = embedded.start()
     options = dict(host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-                   lifespan="on", server_header=False)
+                   lifespan="on", server_header=False,
+                   http=http_protocol())
     try:
         if settings.workers > 1:
             # worker processes import the app factory and read the settings and DSN from the environment
