@@ -18,6 +18,7 @@ from ..errors import NgsiError, bad_request
 from ..jsonld import Context
 from ..model import projection, values
 from ..model.language import parse_lang
+from ..model.operations import iso
 from ..model.render import CONCISE, NORMALIZED, SIMPLIFIED, View
 from .http import GEO_JSON, link_context_url
 
@@ -208,7 +209,7 @@ async def link_context(request: Request) -> Context:
 def now() -> tuple[str, datetime]:
     """The request's timestamp, as stored in documents (ISO 8601 UTC) and as a column value."""
     moment = datetime.now(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), moment
+    return iso(moment), moment
 
 
 def entity_path_id(request: Request) -> str:
