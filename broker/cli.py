@@ -121,8 +121,7 @@ def serve(settings: Settings) -> None:
         embedded = EmbeddedPostgres(settings.data_dir)
         dsn = embedded.start()
     options = dict(host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-                   lifespan="on", server_header=False,
-                   http=http_protocol())
+                   lifespan="on", server_header=False, http=http_protocol())
     try:
         if settings.workers > 1:
             # worker processes import the app factory and read the settings and DSN from the environment

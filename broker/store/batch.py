@@ -63,6 +63,8 @@ def apply_write(current: dict[str, Any], write: Write, op: str) -> NewState:
 # the rows of a bulk write: $1 ids, $2 types and $3 scopes as array literals, $4 attributes as JSON text
 _PARSED = ("SELECT u.id, u.types::text[] AS types, u.scopes::text[] AS scopes, u.attrs::jsonb AS attrs "
            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, types, scopes, attrs)")
+# the values a bulk write inserts, from the parsed rows ``p`` (written at $5)
+_VALUES = "SELECT p.id, p.types, p.scopes, $5, $5, p.attrs FROM "
 
 
 class _Sql:
@@ -85,7 +87,7 @@ class _Sql:
         # literal costs PostgreSQL far less than unpacking a JSON array); attrs as JSON text (see
         # record.HistoryRows.inst: a jsonb[] element costs a Python codec call); created_at only matters for new rows
         target = f"INSERT INTO {t} AS e (id, types, scopes, created_at, modified_at, attrs) "
-        rows = target + f"SELECT p.id, p.types, p.scopes, $5, $5, p.attrs FROM ({_PARSED}) p "
+        rows = target + _VALUES + f"({_PARSED}) p "
         create = "ON CONFLICT (id) DO NOTHING RETURNING id, true AS inserted"
         replace = ("ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, "
                    "modified_at = excluded.modified_at, attrs = excluded.attrs, version = e.version + 1 "
@@ -99,7 +101,7 @@ class _Sql:
 def _recording(schema: str, target: str, conflict: str) -> str:
     """A bulk write (``target`` + rows + ``conflict``) that also records the history of the rows it wrote
     (``r``), in the same statement: the parameters are parsed once (``p``), the written ids come back (``w``)."""
-    write = target + "SELECT p.id, p.types, p.scopes, $5, $5, p.attrs FROM p " + conflict
+    write = target + _VALUES + "p " + conflict
     written = "r AS MATERIALIZED (SELECT p.id, p.types, p.scopes, p.attrs FROM p JOIN w USING (id))"
     return (f"WITH p AS MATERIALIZED ({_PARSED}), w AS ({write}), {written}, "
             f"h AS ({record.insert_held(schema, 'r', '$5')}), "
