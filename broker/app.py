@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -28,6 +28,7 @@ from .store.indexes import IndexAdvisor
 from .store.tenants import DEFAULT_TENANT, Tenants
 from .temporal import tables
 from .notify.dispatcher import Dispatcher
+from .temporal.recorder import Recorder
 from .notify.registry import Registry
 from .services import Broker
 from .subscriptions.store import SubscriptionStore
@@ -51,6 +52,13 @@ def _own_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+def _both(first: Callable[[str], None], second: Callable[[str], None]) -> Callable[[str], None]:
+    def both(tenant: str) -> None:
+        first(tenant)
+        second(tenant)
+    return both
+
+
 def create_app(settings: Settings, dsn: str) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -64,8 +72,8 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         await tenants.schema(DEFAULT_TENANT, create=True)
         contexts = ContextResolver(settings, pool)
         await contexts.start()
-        entities = EntityStore(pool, tenants, history=settings.history,
-                               keep_deleted_history=settings.history_on_delete == "keep")
+        entities = EntityStore(pool, tenants, history=settings.history)
+        recorder = Recorder(pool, tenants, keep_deleted=settings.history_on_delete == "keep")
         indexes = IndexAdvisor(dsn, threshold=settings.index_threshold)
         indexes.start()
         subscriptions = SubscriptionStore(pool)
@@ -74,10 +82,13 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         postgis = await detect_postgis(pool)
         dispatcher = Dispatcher(dsn, pool, tenants, registry, subscriptions, settings.workers, postgis)
         await dispatcher.start()
-        entities.on_write = dispatcher.wake
+        entities.on_write = _both(dispatcher.wake, recorder.wake) if settings.history else dispatcher.wake
+        if settings.history:
+            recorder.start()
         app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities), indexes,
-                                  subscriptions, postgis, dispatcher)
-        pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds))
+                                  subscriptions, postgis, dispatcher, recorder if settings.history else None)
+        pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds,
+                                                           settings.history))
         upkeep = asyncio.create_task(tables.maintain_forever(pool, tenants.schemas, settings.history_retention_days))
         tune_gc()
         log.info("broker ready")
@@ -87,6 +98,7 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
             pruner.cancel()
             upkeep.cancel()
             await dispatcher.close()
+            await recorder.close()
             await registry.close()
             await indexes.close()
             await contexts.close()

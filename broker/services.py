@@ -29,6 +29,13 @@ class Broker:
     subscriptions: SubscriptionStore
     postgis: bool = False  # the database has PostGIS (geo-queries use it; same answers without)
     dispatcher: Any = None  # broker.notify.dispatcher.Dispatcher (its unflushed counters complete reads)
+    recorder: Any = None  # broker.temporal.recorder.Recorder, with history on
+
+
+async def history_caught_up(broker: Broker) -> None:
+    """Before a temporal API request: every write answered before is in the history."""
+    if broker.recorder is not None:
+        await broker.recorder.catch_up()
 
 
 def broker_of(request: Request) -> Broker:

@@ -1,5 +1,5 @@
-"""The history rows PostgreSQL builds from stored entity documents (``record.insert_held``, the bulk batch
-path) equal the rows Python builds for the same instances (``HistoryRows.add_written``, every other path)."""
+"""The history recorder's statement (rows recorded at each row's own time, ``broker.temporal.recorder``) stores
+the same rows as the temporal API's (one write's rows at its time, ``record.insert_select``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from broker.store.tenants import Tenants
 from broker.temporal import record
+from broker.temporal.recorder import _Statements
 
 NOW = "2026-11-21T10:00:00.123456Z"
 NOW_DT = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=timezone.utc)
@@ -71,15 +72,15 @@ async def _rows(pool: asyncpg.Pool, schema: str, entity_id: str) -> list[tuple[A
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=documents())
-async def test_rows_built_by_postgresql_equal_those_built_in_python(pool: asyncpg.Pool,
-                                                                    doc: dict[str, Any]) -> None:
+async def test_recorder_rows_equal_those_of_a_temporal_write(pool: asyncpg.Pool, doc: dict[str, Any]) -> None:
     schema = await Tenants(pool).schema("history-rows", create=True)
-    python_id, sql_id = f"urn:ngsi-ld:T:py{next(_ids)}", f"urn:ngsi-ld:T:sql{next(_ids)}"
+    written_id, recorded_id = f"urn:ngsi-ld:T:w{next(_ids)}", f"urn:ngsi-ld:T:r{next(_ids)}"
     rows = record.HistoryRows()
-    rows.add_written(python_id, doc, NOW, created=True)
+    rows.add_written(written_id, doc, NOW, created=True)
     await pool.execute(record.insert_select(schema, 1, 8), *rows.params(), NOW_DT)
-    await pool.execute("WITH r AS (SELECT $1::text AS id, $2::text::jsonb AS attrs) "
-                       + record.insert_held(schema, "r", "$3::timestamptz"), sql_id, orjson.dumps(doc).decode(), NOW_DT)
-    python_rows, sql_rows = await _rows(pool, schema, python_id), await _rows(pool, schema, sql_id)
-    assert len(sql_rows) == sum(len(insts) for insts in doc.values())
-    assert sql_rows == python_rows
+    recorded = record.HistoryRows()
+    recorded.add_written(recorded_id, doc, NOW, created=True)
+    await pool.execute(_Statements(schema).insert, *recorded.params(), [NOW] * len(recorded))
+    written_rows, recorded_rows = await _rows(pool, schema, written_id), await _rows(pool, schema, recorded_id)
+    assert len(recorded_rows) == sum(len(insts) for insts in doc.values())
+    assert recorded_rows == written_rows

@@ -9,7 +9,8 @@ from starlette.routing import Mount, Route
 from .. import __version__
 from . import attributes, batch, contexts, discovery, entities, query, subscriptions, temporal, temporal_write
 from .http import json_response
-from .resource import resource
+from .resource import Handler, resource
+from ..services import broker_of, history_caught_up
 
 async def version(request: Request) -> Response:
     return json_response({"broker": "ngsild-broker", "version": __version__})
@@ -20,6 +21,19 @@ async def metrics(request: Request) -> Response:
     figures = request.app.state.broker.dispatcher.metrics()
     text = "".join(f"{name} {value}\n" for name, value in figures.items())
     return Response(text, media_type="text/plain; version=0.0.4")
+
+
+def _caught_up(handler: Handler) -> Handler:
+    """A temporal API handler, run once the history holds every write answered before it (the history is
+    recorded after the writes: broker.temporal.recorder)."""
+    async def run(request: Request) -> Response:
+        await history_caught_up(broker_of(request))
+        return await handler(request)
+    return run
+
+
+def temporal_resource(path: str, **handlers: Handler) -> Route:
+    return resource(path, **{method: _caught_up(handler) for method, handler in handlers.items()})
 
 
 def routes() -> list[Route | Mount]:
@@ -38,17 +52,17 @@ def routes() -> list[Route | Mount]:
         resource("/entityOperations/merge", POST=batch.batch_merge),
         resource("/entityOperations/delete", POST=batch.batch_delete),
         resource("/entityOperations/query", POST=query.query_entities_post),
-        resource("/temporal/entities", GET=temporal.query_temporal, POST=temporal_write.create_temporal),
+        temporal_resource("/temporal/entities", GET=temporal.query_temporal, POST=temporal_write.create_temporal),
         # an empty attribute name: DELETE is a bad request (ETSI 017_02_05); PATCH stays 405 (016_02_06)
-        resource("/temporal/entities/{entity_id:path}/attrs//{instance_id:path}",
-                 DELETE=temporal_write.missing_attribute),
-        resource("/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}",
-                 PATCH=temporal_write.modify_instance, DELETE=temporal_write.delete_instance),
-        resource("/temporal/entities/{entity_id:path}/attrs/{attr_id}", DELETE=temporal_write.delete_temporal_attr),
-        resource("/temporal/entities/{entity_id:path}/attrs", POST=temporal_write.append_temporal_attrs),
-        resource("/temporal/entities/{entity_id:path}", GET=temporal.retrieve_temporal,
-                 DELETE=temporal_write.delete_temporal),
-        resource("/temporal/entityOperations/query", POST=temporal.query_temporal_post),
+        temporal_resource("/temporal/entities/{entity_id:path}/attrs//{instance_id:path}",
+                          DELETE=temporal_write.missing_attribute),
+        temporal_resource("/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}",
+                          PATCH=temporal_write.modify_instance, DELETE=temporal_write.delete_instance),
+        temporal_resource("/temporal/entities/{entity_id:path}/attrs/{attr_id}", DELETE=temporal_write.delete_temporal_attr),
+        temporal_resource("/temporal/entities/{entity_id:path}/attrs", POST=temporal_write.append_temporal_attrs),
+        temporal_resource("/temporal/entities/{entity_id:path}", GET=temporal.retrieve_temporal,
+                          DELETE=temporal_write.delete_temporal),
+        temporal_resource("/temporal/entityOperations/query", POST=temporal.query_temporal_post),
         *subscriptions.routes,
         *contexts.routes,
         *discovery.routes,

@@ -27,7 +27,6 @@ import orjson
 from ..errors import NgsiError, already_exists
 from ..model.entity import EntityInput
 from ..model.operations import Write, new_entity_attrs
-from ..temporal import record
 from .changes import change_entry, encode
 from .entities import COLUMNS, EntityStore, touched_old
 
@@ -68,44 +67,22 @@ _VALUES = "SELECT p.id, p.types, p.scopes, $5, $5, p.attrs FROM "
 
 
 class _Sql:
-    def __init__(self, schema: str, history: bool, keep_deleted: bool) -> None:
+    def __init__(self, schema: str) -> None:
         t = f"{schema}.entities"
-        self.history = history
-        self.keep_deleted = keep_deleted
-        if history:
-            self.history_insert = record.insert_select(schema, 1, 8)
-            self.history_entities = record.upsert_entities(schema)
-            self.history_drop = (f"WITH hd AS (DELETE FROM {schema}.attr_instances WHERE entity_id = ANY($1::text[])) "
-                                 f"DELETE FROM {schema}.temporal_entities WHERE id = ANY($1::text[])")
-            self.history_mark = f"UPDATE {schema}.temporal_entities SET deleted_at = $2 WHERE id = ANY($1::text[])"
         self.lock = f"SELECT {COLUMNS} FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
         self.lock_old = (f"SELECT id, scopes, convert_to(attrs::text, 'UTF8') AS attrs, "
                          f"ARRAY(SELECT jsonb_object_keys(attrs)) AS keys "
                          f"FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")
         self.delete = f"DELETE FROM {t} WHERE id = ANY($1::text[])"
         # rows as parallel arrays; types and scopes as array literals (their length varies per row; parsing a
-        # literal costs PostgreSQL far less than unpacking a JSON array); attrs as JSON text (see
-        # record.HistoryRows.inst: a jsonb[] element costs a Python codec call); created_at only matters for new rows
-        target = f"INSERT INTO {t} AS e (id, types, scopes, created_at, modified_at, attrs) "
-        rows = target + _VALUES + f"({_PARSED}) p "
-        create = "ON CONFLICT (id) DO NOTHING RETURNING id, true AS inserted"
-        replace = ("ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, "
-                   "modified_at = excluded.modified_at, attrs = excluded.attrs, version = e.version + 1 "
-                   "RETURNING id, xmax = 0 AS inserted")
-        self.bulk_replace = rows + replace  # the merging path's write (it records its history itself)
-        # the bulk path's writes; with history they also record every instance of the rows they wrote
-        self.bulk_create_recorded = _recording(schema, target, create) if history else rows + create
-        self.bulk_replace_recorded = _recording(schema, target, replace) if history else self.bulk_replace
-
-
-def _recording(schema: str, target: str, conflict: str) -> str:
-    """A bulk write (``target`` + rows + ``conflict``) that also records the history of the rows it wrote
-    (``r``), in the same statement: the parameters are parsed once (``p``), the written ids come back (``w``)."""
-    write = target + _VALUES + "p " + conflict
-    written = "r AS MATERIALIZED (SELECT p.id, p.types, p.scopes, p.attrs FROM p JOIN w USING (id))"
-    return (f"WITH p AS MATERIALIZED ({_PARSED}), w AS ({write}), {written}, "
-            f"h AS ({record.insert_held(schema, 'r', '$5')}), "
-            f"te AS ({record.upsert_entities_held(schema, 'r', '$5')}) SELECT id, inserted FROM w")
+        # literal costs PostgreSQL far less than unpacking a JSON array); attrs as JSON text (a jsonb[] element
+        # would cost a Python codec call each); created_at only matters for new rows
+        rows = f"INSERT INTO {t} AS e (id, types, scopes, created_at, modified_at, attrs) " + _VALUES + f"({_PARSED}) p "
+        self.bulk_create = rows + "ON CONFLICT (id) DO NOTHING RETURNING id, true AS inserted"
+        self.bulk_replace = rows + (
+            "ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, "
+            "modified_at = excluded.modified_at, attrs = excluded.attrs, version = e.version + 1 "
+            "RETURNING id, xmax = 0 AS inserted")
 
 
 class BatchStore:
@@ -117,7 +94,7 @@ class BatchStore:
         schema = await self.entities.tenants.schema(tenant, create=create_tenant)
         found = self._sql.get(schema)
         if found is None:
-            found = self._sql[schema] = _Sql(schema, self.entities.history, self.entities.keep_deleted_history)
+            found = self._sql[schema] = _Sql(schema)
         return found
 
     async def bulk(self, tenant: str, entities: list[EntityInput], now: str, now_dt: datetime, *,
@@ -172,7 +149,7 @@ class BatchStore:
                     for inst in insts:
                         inst["modifiedAt"] = now
             attrs[entity_id] = orjson.dumps(entity_attrs)
-        rows = await conn.fetch(sql.bulk_replace_recorded if replace else sql.bulk_create_recorded, todo,
+        rows = await conn.fetch(sql.bulk_replace if replace else sql.bulk_create, todo,
                                 [array_literal(latest[i].types) for i in todo],
                                 [array_literal(latest[i].scopes) for i in todo],
                                 [attrs[i].decode() for i in todo], now_dt)
@@ -180,26 +157,19 @@ class BatchStore:
         if any(created and i in old or not created and i not in old for i, created in written.items()):
             raise _Retry()  # a concurrent writer created one of "our" new ids meanwhile
         entries = []
-        history = record.HistoryRows() if sql.history else None
         for entity_id in todo:
             if entity_id not in written:
                 continue  # created concurrently: reported as AlreadyExists
             before = old.get(entity_id)
             new_attrs = latest[entity_id].attrs
             gone = [k for k in before["keys"] if k not in new_attrs] if before else []
-            if history is not None:  # the written instances are recorded by the bulk statement (_recording)
-                if gone:  # the old attributes are decoded only when some are removed (their deletion markers)
-                    history.add_removed(entity_id, orjson.loads(before["attrs"]), new_attrs, gone)
-                history.add_scopes(entity_id, before["scopes"] if before else None, latest[entity_id].scopes, now)
             entries.append(change_entry(
                 op, entity_id, latest[entity_id].types, now, new=orjson.Fragment(attrs[entity_id]),
                 old=orjson.Fragment(before["attrs"]) if before else None,
-                removed=gone,
-                created=before is None))
+                removed=gone, created=before is None, scopes=latest[entity_id].scopes,
+                old_scopes=before["scopes"] if before else None, replaced=before is not None))
         if entries:
             await conn.execute(_INSERT_CHANGE, tenant, encode(entries))
-        if history is not None:
-            await write_history(conn, sql, history, [], [], now_dt)
         return written
 
     async def run(self, tenant: str, items: list[tuple[str, Rule]], now: str, now_dt: datetime, *,
@@ -226,7 +196,6 @@ class BatchStore:
         outcome = BatchOutcome()
         changes: list[dict[str, Any]] = []
         dirty: set[str] = set()
-        history = record.HistoryRows() if sql.history else None
         for entity_id, rule in items:
             current = state.get(entity_id)
             try:
@@ -245,8 +214,6 @@ class BatchStore:
             else:
                 outcome.success.append(entity_id)
             changes.append(_entry(entity_id, current, new, now))
-            if history is not None:
-                _record(history, entity_id, current, new, now, sql.keep_deleted)
             if new is None:
                 state[entity_id] = None
                 dirty.discard(entity_id)
@@ -270,57 +237,24 @@ class BatchStore:
             await conn.execute(sql.delete, deleted)
         if changes:
             await conn.execute(_INSERT_CHANGE, tenant, encode(changes))
-        if history is not None:
-            kept = [(i, state[i]["types"], state[i]["scopes"]) for i in ids_out]  # type: ignore[index]
-            await write_history(conn, sql, history, kept, deleted, now_dt)
         return outcome
-
-
-def _record(history: record.HistoryRows, entity_id: str, current: dict[str, Any] | None,
-            new: NewState | None, now: str, keep_deleted: bool) -> None:
-    """The history rows of one batch item (a deleted entity's markers only when its history is kept)."""
-    if new is None:
-        if keep_deleted and current is not None:
-            history.add_removed(entity_id, current["attrs"], {}, list(current["attrs"]))
-            history.add_scopes(entity_id, current["scopes"], None, now)
-        return
-    history.add_scopes(entity_id, current["scopes"] if current is not None else None, new.scopes, now)
-    old = current["attrs"] if current is not None else None
-    if new.write is None:  # a creation or a replacement: every instance is new
-        history.add_change(entity_id, old, new.attrs, [k for k in old or () if k not in new.attrs], now,
-                           created=True)
-    else:
-        history.add_change(entity_id, old, new.write.set_attrs, new.write.removed, now)
-
-
-async def write_history(conn: asyncpg.Connection, sql: _Sql, rows: record.HistoryRows,
-                        written: list[tuple[str, list[str], list[str] | None]], deleted: list[str],
-                        now_dt: datetime) -> None:
-    """A batch's history, in its transaction: instances, the ``temporal_entities`` rows of the written
-    entities ((id, types, scopes)), and the deleted entities' history removed (or marked deleted, when kept)."""
-    if deleted and not sql.keep_deleted:
-        await conn.execute(sql.history_drop, deleted)
-        rows = rows.without(set(deleted))  # what earlier items of the batch wrote goes too
-    if len(rows):
-        await conn.execute(sql.history_insert, *rows.params(), now_dt)
-    if written:
-        await conn.execute(sql.history_entities, [i for i, _, _ in written],
-                           [array_literal(types) for _, types, _ in written],
-                           [array_literal(scopes) for _, _, scopes in written], now_dt)
-    if deleted and sql.keep_deleted:
-        await conn.execute(sql.history_mark, deleted, now_dt)
 
 
 def _entry(entity_id: str, current: dict[str, Any] | None, new: NewState | None, now: str) -> dict[str, Any]:
     if new is None:  # deleted
         assert current is not None
         return change_entry("delete", entity_id, list(current["types"]), now, new={}, old=current["attrs"],
-                            removed=list(current["attrs"]))
-    if current is None or new.write is None:
-        return change_entry(new.op, entity_id, new.types, now, new=new.attrs, old=None, removed=[],
-                            created=current is None)
+                            removed=list(current["attrs"]), old_scopes=current["scopes"])
+    if current is None:
+        return change_entry(new.op, entity_id, new.types, now, new=new.attrs, old=None, removed=[], created=True,
+                            scopes=new.scopes)
+    if new.write is None:  # replaced whole
+        return change_entry(new.op, entity_id, new.types, now, new=new.attrs, old=current["attrs"],
+                            removed=[k for k in current["attrs"] if k not in new.attrs], scopes=new.scopes,
+                            old_scopes=current["scopes"], replaced=True)
     return change_entry(new.op, entity_id, new.types, now, new=new.write.set_attrs,
-                        old=touched_old(current["attrs"], new.write), removed=new.write.removed)
+                        old=touched_old(current["attrs"], new.write), removed=new.write.removed,
+                        scopes=new.scopes, old_scopes=current["scopes"])
 
 
 class _Retry(Exception):

@@ -11,11 +11,16 @@ Every write appends one row, in the same statement or transaction as the write: 
     old      {attribute IRI: instances} the previous instances of (at least) every attribute touched; may hold
              all previous attributes (replace, delete); null when created
     removed  attribute IRIs the write deleted
+    scopes   the entity's scopes after the write;  oldScopes: before it (null when created)
+    replaced true when the write replaced an existing entity whole (every instance of ``new`` is new)
+    history  false when the write recorded its history itself (the temporal API's writes, which carry their
+             own instances): the history recorder (``broker.temporal.recorder``) skips it
 
 Producers in Python call ``change_entry``; producers in SQL (bulk writes, deletes, creates, where Python never
 holds the old state) build the same shape with ``sql_entry``. Consumers (the notification dispatcher, the
-temporal history) read the log in ``seq`` order; rows older than the retention that every notification
-dispatch partition has handled (``ngsild.dispatch_cursors``) are pruned. One process at a time prunes (a
+temporal history recorder) read the log in ``seq`` order; rows older than the retention that every
+notification dispatch partition (``ngsild.dispatch_cursors``) and, with history on, the history recorder
+(``ngsild.history_cursor``) have handled are pruned. One process at a time prunes (a
 transaction-scoped advisory lock), so several broker processes do not repeat the work.
 """
 
@@ -34,9 +39,16 @@ PRUNE_LOCK_KEY = 7_260_431_920
 
 
 def change_entry(op: str, entity_id: str, types: list[str], at: str, *, new: dict[str, Any],
-                 old: dict[str, Any] | None, removed: list[str], created: bool = False) -> dict[str, Any]:
-    return {"op": op, "id": entity_id, "types": types, "at": at, "created": created, "new": new, "old": old,
-            "removed": removed}
+                 old: dict[str, Any] | None, removed: list[str], created: bool = False,
+                 scopes: list[str] | None = None, old_scopes: list[str] | None = None, replaced: bool = False,
+                 history: bool = True) -> dict[str, Any]:
+    entry = {"op": op, "id": entity_id, "types": types, "at": at, "created": created, "new": new, "old": old,
+             "removed": removed, "scopes": scopes, "oldScopes": old_scopes}
+    if replaced:
+        entry["replaced"] = True
+    if not history:
+        entry["history"] = False
+    return entry
 
 
 def encode(entries: list[dict[str, Any]]) -> bytes:
@@ -45,30 +57,36 @@ def encode(entries: list[dict[str, Any]]) -> bytes:
 
 
 def sql_payload(op: str, entity_id: str, types: str, at: str, *, new: str, old: str, removed: str,
-                created: str) -> str:
+                created: str, old_scopes: str = "NULL::text[]", history: bool = True) -> str:
     """A one-entry payload as a SQL bytea expression over the given SQL expressions (written by us, never
-    user input): for statements where PostgreSQL holds the state (creates, deletes)."""
+    user input): for statements where PostgreSQL holds the state (deletes)."""
+    extra = "" if history else ", 'history', false"
     entry = (f"jsonb_build_object('op', {op}, 'id', {entity_id}, 'types', to_jsonb({types}), 'at', {at}, "
-             f"'created', {created}, 'new', {new}, 'old', {old}, 'removed', {removed})")
+             f"'created', {created}, 'new', {new}, 'old', {old}, 'removed', {removed}, 'scopes', NULL, "
+             f"'oldScopes', to_jsonb({old_scopes}){extra})")
     return f"convert_to(jsonb_build_array({entry})::text, 'UTF8')"
 
 
-async def prune(pool: asyncpg.Pool, retention_seconds: float) -> int:
+async def prune(pool: asyncpg.Pool, retention_seconds: float, history: bool = True) -> int:
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PRUNE_LOCK_KEY):
             return 0
-        # only what every dispatch partition has handled (its cursor), and older than the retention
+        # only what every dispatch partition has handled (its cursor), and, with history on, the history
+        # recorder too (its position), and older than the retention
+        recorder = "(SELECT pos FROM ngsild.history_cursor)" if history else "NULL"
         status = await conn.execute(
             "DELETE FROM ngsild.changes WHERE at < now() - make_interval(secs => $1) "
-            "AND seq <= (SELECT coalesce(min(seq), 0) FROM ngsild.dispatch_cursors)", retention_seconds)
+            f"AND seq <= least((SELECT coalesce(min(seq), 0) FROM ngsild.dispatch_cursors), {recorder})",
+            retention_seconds)
     return int(status.split()[-1])
 
 
-async def prune_forever(pool: asyncpg.Pool, retention_seconds: float, every: float = 10.0) -> None:
+async def prune_forever(pool: asyncpg.Pool, retention_seconds: float, history: bool = True,
+                        every: float = 10.0) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            removed = await prune(pool, retention_seconds)
+            removed = await prune(pool, retention_seconds, history)
             if removed:
                 log.debug("pruned %d change-log rows", removed)
         except (asyncpg.PostgresError, OSError) as exc:

@@ -22,7 +22,7 @@ import asyncpg
 import orjson
 
 from ..errors import NgsiError, already_exists, not_found
-from ..model.entity import SCOPE_IRI, EntityInput
+from ..model.entity import EntityInput
 from ..model.operations import Write, new_entity_attrs
 from ..temporal import record
 from .changes import change_entry, encode, sql_payload
@@ -40,42 +40,43 @@ def touched_old(old_attrs: dict[str, Any], write: Write) -> dict[str, Any]:
 class _Sql:
     """The statements of one tenant schema (the validated schema name is spliced once, here).
 
-    With history on (``broker.temporal``), each statement also writes the history rows of its change in the
-    same statement: the written instances, the entity's ``temporal_entities`` row, and on delete the
-    history's removal (or, when deleted entities keep their history, deletion markers)."""
+    Core API writes record no history themselves: the history recorder (``broker.temporal.recorder``) reads
+    it from their change entries later. The temporal API's writes, which carry their own instances, record
+    them in the same statement (``create_recording``, ``modify_recording``, with history on) and mark their
+    change entry so that the recorder skips it."""
 
-    def __init__(self, schema: str, history: bool = False, keep_deleted: bool = False) -> None:
+    def __init__(self, schema: str, history: bool = False) -> None:
         t = f"{schema}.entities"
         self.history = history
         self.get = f"SELECT {COLUMNS} FROM {t} WHERE id = $1"
         self.get_locked = self.get + " FOR UPDATE"
-        # the change entry is built by PostgreSQL from the row it inserted: the attributes cross the wire once
         self.create = (
             f"WITH i AS (INSERT INTO {t} (id, types, scopes, created_at, modified_at, attrs) "
             f"VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING 1) "
-            + (f", h AS ({record.insert_select(schema, 8, 4)} WHERE EXISTS (SELECT 1 FROM i)), "
-               f"t AS ({_temporal_entity(schema, 'i')}) " if history else "")
-            + "INSERT INTO ngsild.changes (tenant, payload) SELECT $6, $7 FROM i RETURNING seq")
+            "INSERT INTO ngsild.changes (tenant, payload) SELECT $6, $7 FROM i RETURNING seq")
         self.modify = (
             f"WITH u AS (UPDATE {t} SET types = $3, scopes = $4, modified_at = $5, "
             f"attrs = (attrs - $6::text[]) || $7::jsonb, version = version + 1 "
             f"WHERE id = $1 AND version = $2 RETURNING 1) "
-            + (f", h AS ({record.insert_select(schema, 10, 5)} WHERE EXISTS (SELECT 1 FROM u)), "
-               f"t AS ({_temporal_entity(schema, 'u', created='$5')}) " if history else "")
-            + "INSERT INTO ngsild.changes (tenant, payload) SELECT $8, $9 FROM u RETURNING seq")
-        if history:  # the temporal API's writes: an observation sent again replaces the recorded one
-            self.create_replacing = self.create.replace(
-                ", h AS (", f", hx AS ({record.replace_observed(schema, 8)} AND EXISTS (SELECT 1 FROM i)), h AS (", 1)
-            self.modify_replacing = self.modify.replace(
-                ", h AS (", f", hx AS ({record.replace_observed(schema, 10)} AND EXISTS (SELECT 1 FROM u)), h AS (", 1)
-        deleted = sql_payload("'delete'", "d.id", "d.types", "$3::text", new="'{}'::jsonb", old="d.attrs",
-                              removed="(SELECT coalesce(jsonb_agg(k), '[]'::jsonb) FROM jsonb_object_keys(d.attrs) k)",
-                              created="false")
-        self.delete = (
-            f"WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id, types, scopes, attrs) "
-            + (_history_of_deleted(schema, keep_deleted) if history else "")
-            + f"INSERT INTO ngsild.changes (tenant, payload) SELECT $2, {deleted} FROM d RETURNING seq")
-        # the temporal API's delete: the entity (as above, history markers and all) and then its whole history
+            "INSERT INTO ngsild.changes (tenant, payload) SELECT $8, $9 FROM u RETURNING seq")
+        if history:  # the temporal API's writes: their instances, an observation sent again replacing the recorded one
+            self.create_recording = self.create.replace(") INSERT INTO ngsild.changes", (
+                f"), hx AS ({record.replace_observed(schema, 8)} AND EXISTS (SELECT 1 FROM i)), "
+                f"h AS ({record.insert_select(schema, 8, 4)} WHERE EXISTS (SELECT 1 FROM i)), "
+                f"t AS ({_temporal_entity(schema, 'i')}) INSERT INTO ngsild.changes"), 1)
+            self.modify_recording = self.modify.replace(") INSERT INTO ngsild.changes", (
+                f"), hx AS ({record.replace_observed(schema, 10)} AND EXISTS (SELECT 1 FROM u)), "
+                f"h AS ({record.insert_select(schema, 10, 5)} WHERE EXISTS (SELECT 1 FROM u)), "
+                f"t AS ({_temporal_entity(schema, 'u', created='$5')}) INSERT INTO ngsild.changes"), 1)
+        removed = "(SELECT coalesce(jsonb_agg(k), '[]'::jsonb) FROM jsonb_object_keys(d.attrs) k)"
+        deleted = {recorded: sql_payload("'delete'", "d.id", "d.types", "$3::text", new="'{}'::jsonb", old="d.attrs",
+                                         removed=removed, created="false", old_scopes="d.scopes", history=recorded)
+                   for recorded in (True, False)}
+        delete = f"WITH d AS (DELETE FROM {t} WHERE id = $1 RETURNING id, types, scopes, attrs) "
+        self.delete = delete + f"INSERT INTO ngsild.changes (tenant, payload) SELECT $2, {deleted[True]} FROM d RETURNING seq"
+        # the temporal API's delete: the entity (its entry unrecorded: the whole history goes) and its history
+        self.delete_unrecorded = (delete + f"INSERT INTO ngsild.changes (tenant, payload) SELECT $2, {deleted[False]} "
+                                  f"FROM d RETURNING seq")
         self.delete_history = (f"WITH a AS (DELETE FROM {schema}.attr_instances WHERE entity_id = $1) "
                                f"DELETE FROM {schema}.temporal_entities WHERE id = $1 RETURNING 1")
 
@@ -93,29 +94,11 @@ def _temporal_entity(schema: str, written: str, created: str = "$4") -> str:
             f"WHERE (te.types, te.scopes, te.deleted_at) IS DISTINCT FROM (excluded.types, excluded.scopes, NULL)")
 
 
-def _history_of_deleted(schema: str, keep: bool) -> str:
-    """CTEs after ``d`` (the deleted row; $1 id, $3 the timestamp): the history goes with the entity, or
-    stays with a deletion marker per attribute instance (and for the scope)."""
-    if not keep:
-        return (f", hd AS (DELETE FROM {schema}.attr_instances WHERE entity_id = $1 AND EXISTS (SELECT 1 FROM d)), "
-                f"td AS (DELETE FROM {schema}.temporal_entities WHERE id = $1 AND EXISTS (SELECT 1 FROM d)) ")
-    return (f", hk AS (INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, at, created_at, modified_at, "
-            f"deleted_at, inst) SELECT d.id, a.key, i.value ->> 'datasetId', $3::timestamptz, $3::timestamptz, "
-            f"$3::timestamptz, $3::timestamptz, jsonb_build_object('type', i.value -> 'type') "
-            f"FROM d, jsonb_each(d.attrs) a, jsonb_array_elements(a.value) i "
-            f"UNION ALL SELECT d.id, '{SCOPE_IRI}', NULL, $3::timestamptz, $3::timestamptz, $3::timestamptz, "
-            f"$3::timestamptz, '{{\"type\": \"Property\"}}'::jsonb FROM d WHERE d.scopes IS NOT NULL), "
-            f"tk AS (UPDATE {schema}.temporal_entities SET deleted_at = $3::timestamptz "
-            f"WHERE id = $1 AND EXISTS (SELECT 1 FROM d)) ")
-
-
 class EntityStore:
-    def __init__(self, pool: asyncpg.Pool, tenants: Tenants, *, history: bool = True,
-                 keep_deleted_history: bool = False) -> None:
+    def __init__(self, pool: asyncpg.Pool, tenants: Tenants, *, history: bool = True) -> None:
         self.pool = pool
         self.tenants = tenants
-        self.history = history  # record every write's instances (broker.temporal)
-        self.keep_deleted_history = keep_deleted_history
+        self.history = history  # a temporal history is kept (broker.temporal)
         self._sql: dict[str, _Sql] = {}
         # called after every committed write (the notification dispatcher looks at the change log at once)
         self.on_write: Callable[[str], None] = _nothing  # a write to this tenant committed
@@ -124,7 +107,7 @@ class EntityStore:
         schema = await self.tenants.schema(tenant, create=create)
         found = self._sql.get(schema)
         if found is None:
-            found = self._sql[schema] = _Sql(schema, self.history, self.keep_deleted_history)
+            found = self._sql[schema] = _Sql(schema, self.history)
         return found
 
     async def get(self, tenant: str, entity_id: str) -> asyncpg.Record | None:
@@ -133,19 +116,19 @@ class EntityStore:
 
     async def create(self, tenant: str, entity: EntityInput, now: str, now_dt: datetime,
                      history: record.HistoryRows | None = None) -> None:
-        """``history``: the rows to record instead of the entity's instances (the temporal API's writes)."""
+        """``history``: the rows to record, in this statement, instead of the entity's instances (the temporal
+        API's writes)."""
         sql = await self.sql(tenant, create=True)
         attrs = orjson.dumps(new_entity_attrs(entity, now))  # serialised once: row and change entry share it
+        recording = history is not None and sql.history
         change = encode([change_entry("create", entity.id, entity.types, now, new=orjson.Fragment(attrs),
-                                      old=None, removed=[], created=True)])
+                                      old=None, removed=[], created=True, scopes=entity.scopes,
+                                      history=not recording)])
         args: tuple[Any, ...] = (entity.id, entity.types, entity.scopes, now_dt, attrs, tenant, change)
-        replacing = history is not None and sql.history
-        if sql.history:
-            if history is None:
-                history = record.HistoryRows()
-                history.add_written(entity.id, entity.attrs, now, created=True)
+        if recording:
+            assert history is not None
             args += history.with_scopes(entity.id, None, entity.scopes, now).params()
-        seq = await self.pool.fetchval(sql.create_replacing if replacing else sql.create, *args)
+        seq = await self.pool.fetchval(sql.create_recording if recording else sql.create, *args)
         if seq is None:
             raise already_exists(f"entity {entity.id} already exists")
         self.on_write(tenant)
@@ -181,17 +164,16 @@ class EntityStore:
         write = compute(row)
         if not write.changed and write.types == list(row["types"]) and write.scopes == row["scopes"]:
             return write
+        recording = history is not None and sql.history
         change = encode([change_entry(op, entity_id, write.types, now, new=write.set_attrs,
-                                      old=touched_old(row["attrs"], write), removed=write.removed)])
+                                      old=touched_old(row["attrs"], write), removed=write.removed,
+                                      scopes=write.scopes, old_scopes=row["scopes"], history=not recording)])
         args: tuple[Any, ...] = (entity_id, row["version"], write.types, write.scopes, now_dt, write.removed,
                                  write.set_attrs, tenant, change)
-        if sql.history:
-            rows = history
-            if rows is None:
-                rows = record.HistoryRows()
-                rows.add_change(entity_id, row["attrs"], write.set_attrs, write.removed, now)
-            args += rows.with_scopes(entity_id, row["scopes"], write.scopes, now).params()
-        seq = await conn.fetchval(sql.modify_replacing if history is not None and sql.history else sql.modify, *args)
+        if recording:
+            assert history is not None
+            args += history.with_scopes(entity_id, row["scopes"], write.scopes, now).params()
+        seq = await conn.fetchval(sql.modify_recording if recording else sql.modify, *args)
         return write if seq is not None else None
 
     async def delete(self, tenant: str, entity_id: str, now: str) -> None:
@@ -205,7 +187,7 @@ class EntityStore:
         transaction (the history goes whatever ``history_on_delete`` says). False when there was neither."""
         sql = await self.sql(tenant)
         async with self.pool.acquire() as conn, conn.transaction():
-            existed = await conn.fetchval(sql.delete, entity_id, tenant, now) is not None
+            existed = await conn.fetchval(sql.delete_unrecorded, entity_id, tenant, now) is not None
             had_history = await conn.fetchval(sql.delete_history, entity_id) is not None
         if existed:
             self.on_write(tenant)

@@ -119,6 +119,18 @@ INSERT INTO ngsild.subscription_version (v) VALUES (0);
 -- batch shrinks with it. Only where the server is built with lz4 (the embedded one may not be).
 """ + _IF_LZ4.format(sql="ALTER TABLE ngsild.changes ALTER COLUMN payload SET STORAGE EXTENDED; "
                         "ALTER TABLE ngsild.changes ALTER COLUMN payload SET COMPRESSION lz4;")),
+    (7, "history recorded from the change log", """
+-- Where the history recorder (broker.temporal.recorder) has got to in ngsild.changes: every change up to pos
+-- is recorded (or known never to exist), so are the seqs in done; gaps: {seq: the xmax when first missed}.
+-- Changes before this migration were recorded by their writes, so the recorder starts after them.
+CREATE TABLE ngsild.history_cursor (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    pos bigint NOT NULL,
+    done bigint[] NOT NULL DEFAULT '{}',
+    gaps jsonb NOT NULL DEFAULT '{}'
+);
+INSERT INTO ngsild.history_cursor (pos) SELECT coalesce(max(seq), 0) FROM ngsild.changes;
+"""),
 ]
 
 TENANT: list[tuple[int, str, str]] = [

@@ -2,9 +2,10 @@
 
 * ``tables``: the per-tenant tables (``attr_instances`` partitioned by month on PostgreSQL's native range
   partitioning, ``temporal_entities``), partitions created ahead and dropped after the retention.
-* ``record``: the history rows of a core API write, inserted in the same statement or transaction as the
-  write itself (``broker.store.entities`` / ``broker.store.batch``), so an acknowledged write always has
-  its history.
+* ``record``: the history rows of a write (its instances, deletion markers, the scope's instances).
+* ``recorder``: records the history of core API writes from the change log, after they have answered, in
+  bulk and exactly once; every temporal API request first waits for it to catch up, so an acknowledged
+  write is in the history the next temporal request sees.
 * ``params``: the temporal query parameters (timerel, timeproperty, lastN, aggregation).
 * ``store``: reads (windows, lastN, aggregation in SQL) and the temporal API's own writes.
 * ``render``: the temporal representation (normalized, temporalValues, aggregatedValues).

@@ -1,4 +1,7 @@
-"""History rows of core API writes, written in the write's own statement or transaction.
+"""History rows: what a write's change adds to the temporal history.
+
+The history recorder (``broker.temporal.recorder``) builds them from the change log's entries; the temporal
+API's writes, which carry their own instances, build and record them in their own statement.
 
 A write's instances are those its ``modifiedAt`` says it wrote (``broker.model.operations.stamp`` sets it to
 the write's timestamp; a new entity's instances carry none and default to its creation): the datasetIds a
@@ -8,11 +11,7 @@ The scope has a history too (4.5.6): a Property instance of ``SCOPE_IRI`` holdin
 the write set them, or a deletion marker when they were removed.
 
 Rows travel as parallel arrays into one ``INSERT … SELECT FROM unnest(…)`` (one statement however many
-instances; PostgreSQL parses each instance's JSON once). Where every instance of the written documents is
-new (batch create and upsert-replace), ``insert_held`` has PostgreSQL take them from the entity documents the
-write stores instead: no instance crosses the wire twice, and Python builds no row (asyncpg's array encoder
-checks every element against the ``collections.abc`` classes: seven 6,000-element arrays cost a
-1,000-entity batch ~17 ms of broker time).
+instances; PostgreSQL parses each instance's JSON once).
 """
 
 from __future__ import annotations
@@ -147,25 +146,6 @@ def insert_select(schema: str, first: int, now_param: int) -> str:
             f"{p[5]}::text[], {p[6]}::boolean[]) AS u(e, a, d, o, n, i, x)")
 
 
-# the value a numeric Property aggregates as (see ``numeric``: stored numbers are always finite doubles or
-# 64-bit integers, which orjson parses and writes, so the cast cannot fail)
-_NUMBER = ("CASE WHEN i.value ->> 'type' = 'Property' AND jsonb_typeof(i.value -> 'value') = 'number' "
-           "THEN (i.value -> 'value')::float8 END")
-
-
-def insert_held(schema: str, rows: str, now: str) -> str:
-    """``INSERT INTO attr_instances`` every instance that the entity documents of ``rows`` (a FROM item with
-    columns ``id`` and ``attrs`` jsonb) hold, recorded at ``now``: the same rows as ``HistoryRows.add_written``
-    of a creation, built by PostgreSQL."""
-    check_schema_name(schema)
-    observed = "(i.value ->> 'observedAt')::timestamptz"
-    return (f"INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, at, observed_at, created_at, "
-            f"modified_at, num, inst) "
-            f"SELECT r.id, a.key, i.value ->> 'datasetId', coalesce({observed}, {now}), {observed}, {now}, {now}, "
-            f"{_NUMBER}, i.value - 'createdAt' - 'modifiedAt' "
-            f"FROM {rows} r CROSS JOIN LATERAL jsonb_each(r.attrs) a CROSS JOIN LATERAL jsonb_array_elements(a.value) i")
-
-
 def upsert_entities_held(schema: str, rows: str, now: str) -> str:
     """The ``temporal_entities`` rows of written entities, from a FROM item ``rows`` with columns ``id``,
     ``types`` and ``scopes``, recorded at ``now``: types and scopes follow the entity; a deleted one comes back."""
@@ -174,14 +154,6 @@ def upsert_entities_held(schema: str, rows: str, now: str) -> str:
             f"SELECT r.id, r.types, r.scopes, {now} FROM {rows} r ON CONFLICT (id) DO UPDATE SET "
             f"types = excluded.types, scopes = excluded.scopes, deleted_at = NULL "
             f"WHERE (t.types, t.scopes, t.deleted_at) IS DISTINCT FROM (excluded.types, excluded.scopes, NULL)")
-
-
-def upsert_entities(schema: str) -> str:
-    """``upsert_entities_held`` of parameters: $1 ids, $2 types literals, $3 scopes literals, $4 the write's
-    timestamp."""
-    rows = ("(SELECT u.id, u.types::text[] AS types, u.scopes::text[] AS scopes "
-            "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, types, scopes))")
-    return upsert_entities_held(schema, rows, "$4")
 
 
 def replace_observed(schema: str, first: int) -> str:
