@@ -22,7 +22,7 @@ from broker.testing import BrokerProcess, server_dsn
 from . import profiling
 from .loadgen import LoadResult
 from .scenarios import (MIN_RATIO, SCENARIOS, FloorProcess, LoadConfig, Scenario, _load, add_server_options,
-                        bench_database, broker_process, concurrency_of, env_notes, measure, memory_kib, precheck,
+                        bench_database, broker_env, broker_process, concurrency_of, env_notes, measure, memory_kib, precheck,
                         seed, server_notes, text_table)
 
 
@@ -95,7 +95,34 @@ def scenario_row(scenario: Scenario, cfg: LoadConfig, broker: list[LoadResult], 
         "floor_p99_ms": round(_median([r.p99_ms for r in floor]), 2),
         "failed": sum(r.failed for r in broker), "floor_failed": sum(r.failed for r in floor),
         "sample_error": next((r.sample_error for r in broker if r.sample_error), ""),
+        # the history is recorded after the writes answer: how long after the run it had caught up, and the
+        # rate counting that time too (every write and its history done)
+        "history_lag_s": round(_median([r.extra.get("history_lag_s", 0.0) for r in broker]), 2),
+        "with_history_rate": round(_median([r.items / (r.duration_s + r.extra.get("history_lag_s", 0.0))
+                                            for r in broker if r.duration_s > 0]), 1),
     }
+
+
+def history_drain(dsn: str, limit: float = 600.0) -> float:
+    """Seconds until the broker's history recorder has recorded every change (0 when it kept up)."""
+    import asyncio
+    import time
+
+    import asyncpg
+
+    from broker.temporal.recorder import PENDING
+
+    async def wait() -> float:
+        conn = await asyncpg.connect(dsn)
+        try:
+            start = time.monotonic()
+            while await conn.fetchval(PENDING) and time.monotonic() - start < limit:
+                await asyncio.sleep(0.05)
+            return time.monotonic() - start
+        finally:
+            await conn.close()
+
+    return asyncio.run(wait())
 
 
 def memory_rows(broker_pid: int, floor_pid: int) -> list[dict[str, Any]]:
@@ -111,7 +138,8 @@ def memory_rows(broker_pid: int, floor_pid: int) -> list[dict[str, Any]]:
 
 def render_table(rows: list[dict[str, Any]]) -> str:
     """The fixed-width table."""
-    head = ["scenario", "load", "value", "min–max", "unit", "floor", "ratio", "target", "ok?", "p99 ms"]
+    head = ["scenario", "load", "value", "min–max", "unit", "floor", "ratio", "target", "ok?", "p99 ms",
+            "history lag s", "incl. history"]
     lines = []
     for row in rows:
         is_mem = row["scenario"] == "memory"
@@ -121,6 +149,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
             f"{row['ratio']:.2f}", "-" if is_mem else f"≥{row['target']:,.0f} & ≥{MIN_RATIO}",
             "-" if is_mem else _ok(row["value"], row["ratio"], row["target"]),
             "-" if is_mem else f"{row['p99_ms']:.0f} (floor {row['floor_p99_ms']:.0f})",
+            "-" if is_mem else f"{row['history_lag_s']:.2f}",
+            "-" if is_mem else f"{row['with_history_rate']:,.0f}",
         ])
     return text_table(head, lines, right=(2, 3, 5, 6, 7))
 
@@ -157,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                      batch_concurrency=args.batch_concurrency, batch_size=args.batch_size, seed_count=args.seed)
     with database_server(args) as admin_dsn, bench_database(admin_dsn) as dsn:
         notes = {**env_notes(), **server_notes(dsn)}
+        history = "--no-history" not in args.broker_arg and \
+            broker_env(args).get("NGSILD_HISTORY", "on").lower() not in ("0", "false", "no", "off")
         broker = broker_process(args, dsn)
         floor = FloorProcess(dsn, pool_size=args.pool_size, workers=args.workers)
         try:
@@ -173,9 +205,13 @@ def main(argv: list[str] | None = None) -> int:
                     order = [("floor", floor), ("broker", broker)]
                     for who, server in order if run % 2 == 0 else order[::-1]:
                         result = measure(scenario, server.url, cfg)
+                        if who == "broker" and history:  # the history recorded after the run: part of the cost
+                            result.extra["history_lag_s"] = history_drain(dsn)
                         results[scenario.name][who].append(result)
                         log(f"run {run + 1}/{args.runs} {scenario.name:16} {who:6} {result.rate:10,.0f} "
                             f"{scenario.unit:10} p99 {result.p99_ms:7.1f} ms  failed {result.failed}"
+                            + (f"  history recorded {result.extra['history_lag_s']:.2f} s later"
+                               if "history_lag_s" in result.extra else "")
                             + (f"  e.g. {result.sample_error}" if result.sample_error else ""))
             assert broker.proc is not None and floor.proc is not None
             rows = [scenario_row(s, cfg, results[s.name]["broker"], results[s.name]["floor"]) for s in chosen]

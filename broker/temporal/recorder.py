@@ -55,8 +55,13 @@ _READ = ("SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s):
          "sum(octet_length(payload)) OVER (ORDER BY seq) - octet_length(payload) AS before FROM "
          "(SELECT seq, tenant, payload FROM ngsild.changes WHERE seq > $1 AND seq <> ALL($2::bigint[]) "
          "ORDER BY seq LIMIT $3) l) y WHERE before < $4 ORDER BY seq) c ON true")
-_PENDING = ("SELECT EXISTS (SELECT 1 FROM ngsild.changes c, ngsild.history_cursor h "
+PENDING = ("SELECT EXISTS (SELECT 1 FROM ngsild.changes c, ngsild.history_cursor h "
             "WHERE c.seq > h.pos AND c.seq <> ALL(h.done))")
+# the last change committed now, when any is not recorded yet (else null)
+_TARGET = ("SELECT max(c.seq) FROM ngsild.changes c, ngsild.history_cursor h "
+           "WHERE c.seq > h.pos AND c.seq <> ALL(h.done)")
+_PENDING_UPTO = ("SELECT EXISTS (SELECT 1 FROM ngsild.changes c, ngsild.history_cursor h "
+                 "WHERE c.seq > h.pos AND c.seq <= $1 AND c.seq <> ALL(h.done))")
 _STATE = "SELECT pos, done, gaps FROM ngsild.history_cursor"
 _SAVE = "UPDATE ngsild.history_cursor SET pos = $1, done = $2, gaps = $3"
 
@@ -132,12 +137,12 @@ class Recorder:
         self._wake.set()
 
     async def catch_up(self) -> None:
-        """Record every change committed by now (this process's and the others')."""
+        """Record every change committed by now (this process's and the others'); not the ones committed
+        meanwhile, so that a steady stream of writes cannot keep a temporal request waiting."""
         async with self.pool.acquire() as conn:
-            if not await conn.fetchval(_PENDING):
-                return
-            while await self._step(conn, wait=True):
-                pass
+            target = await conn.fetchval(_TARGET)
+            while target is not None and await conn.fetchval(_PENDING_UPTO, target):
+                await self._step(conn, wait=True)
 
     async def _run(self) -> None:
         while True:
@@ -221,14 +226,13 @@ class _Statements:
 
     def __init__(self, schema: str) -> None:
         check_schema_name(schema)
-        t = "u.t::timestamptz"
+        # the times parsed once per row (an array cast), not at each of their uses
         self.insert = (
             f"INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, at, observed_at, created_at, "
             f"modified_at, deleted_at, num, inst) "
-            f"SELECT u.e, u.a, u.d, coalesce(u.o::timestamptz, {t}), u.o::timestamptz, {t}, {t}, "
-            f"CASE WHEN u.x THEN {t} END, u.n, u.i::jsonb "
-            f"FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::boolean[], "
-            f"$8::text[]) AS u(e, a, d, o, n, i, x, t)")
+            f"SELECT u.e, u.a, u.d, coalesce(u.o, u.t), u.o, u.t, u.t, CASE WHEN u.x THEN u.t END, u.n, u.i::jsonb "
+            f"FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]::timestamptz[], $5::float8[], $6::text[], "
+            f"$7::boolean[], $8::text[]::timestamptz[]) AS u(e, a, d, o, n, i, x, t)")
         rows = ("(SELECT u.id, u.types::text[] AS types, u.scopes::text[] AS scopes, u.c::timestamptz AS c "
                 "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, types, scopes, c))")
         self.entities = upsert_entities_held(schema, rows, "r.c")
