@@ -187,3 +187,13 @@ async def test_pruning_keeps_what_the_recorder_has_not_recorded(own_dsn: str) ->
         assert await pool.fetchval("SELECT count(*) FROM ngsild.changes WHERE seq = $1", seq) == 0
     finally:
         await pool.close()
+
+
+async def test_unreadable_changes_and_unknown_tenants_do_not_stop_the_history(pool: asyncpg.Pool, stores: Any) -> None:
+    entities, _, tenants = stores
+    await pool.execute("INSERT INTO ngsild.changes (tenant, payload) VALUES ('rec-nobody', $1), ('rec-odd', $2)",
+                       encode([created("urn:v:nobody")]), b'[{"op": "update"}]')
+    await entities.create("rec-after", vehicle("urn:v:after", 2), *ts(1))
+    await Recorder(pool, tenants).catch_up()
+    schema = await tenants.schema("rec-after", create=False)
+    assert await history(pool, schema, "urn:v:after") == [(SPEED, 2, False)]

@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from ..errors import NgsiError
 from ..store.batch import array_literal
 from ..store.tenants import Tenants
 from .record import HistoryRows, upsert_entities_held
@@ -188,10 +189,19 @@ class Recorder:
         batches: dict[str, _Tenant] = {}
         for row in rows:
             batch = batches.setdefault(row["tenant"], _Tenant())
-            for entry in orjson.loads(row["payload"]):
-                add_entry(batch, entry, self.keep_deleted)
+            try:
+                entries = orjson.loads(row["payload"])
+                for entry in entries:
+                    add_entry(batch, entry, self.keep_deleted)
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+                # an entry we cannot read must not stop the history of everything after it
+                log.error("history recorder: change %s skipped, unreadable (%r)", row["seq"], exc)
         for tenant, batch in batches.items():
-            schema = await self.tenants.schema(tenant, create=False)
+            try:
+                schema = await self.tenants.schema(tenant, create=False)
+            except NgsiError:  # the tenant is gone (or never was): nothing to record it in
+                log.warning("history recorder: changes of tenant %r skipped: it does not exist", tenant)
+                continue
             await self._statements(schema).write(conn, batch)
 
     def _statements(self, schema: str) -> _Statements:
