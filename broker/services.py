@@ -32,11 +32,5 @@ class Broker:
     recorder: Any = None  # broker.temporal.recorder.Recorder, with history on
 
 
-async def history_caught_up(broker: Broker) -> None:
-    """Before a temporal API request: every write answered before is in the history."""
-    if broker.recorder is not None:
-        await broker.recorder.catch_up()
-
-
 def broker_of(request: Request) -> Broker:
     return request.app.state.broker

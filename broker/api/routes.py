@@ -10,7 +10,7 @@ from .. import __version__
 from . import attributes, batch, contexts, discovery, entities, query, subscriptions, temporal, temporal_write
 from .http import json_response
 from .resource import Handler, resource
-from ..services import broker_of, history_caught_up
+from ..services import broker_of
 
 async def version(request: Request) -> Response:
     return json_response({"broker": "ngsild-broker", "version": __version__})
@@ -27,7 +27,9 @@ def _caught_up(handler: Handler) -> Handler:
     """A temporal API handler, run once the history holds every write answered before it (the history is
     recorded after the writes: broker.temporal.recorder)."""
     async def run(request: Request) -> Response:
-        await history_caught_up(broker_of(request))
+        recorder = broker_of(request).recorder  # None with the history off
+        if recorder is not None:
+            await recorder.catch_up()
         return await handler(request)
     return run
 

@@ -121,13 +121,6 @@ class HistoryRows:
                     if inst.get("datasetId") not in kept:
                         self.add(entity_id, iri, inst, deleted=True)
 
-    def without(self, entity_ids: set[str]) -> HistoryRows:
-        keep = [k for k, e in enumerate(self.entity) if e not in entity_ids]
-        if len(keep) == len(self.entity):
-            return self
-        columns = [[column[k] for k in keep] for column in self.params()]
-        return HistoryRows(*columns)
-
     def params(self) -> tuple[Any, ...]:
         return self.entity, self.attr, self.dataset, self.observed, self.num, self.inst, self.deleted
 

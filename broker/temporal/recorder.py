@@ -142,7 +142,10 @@ class Recorder:
         meanwhile, so that a steady stream of writes cannot keep a temporal request waiting."""
         async with self.pool.acquire() as conn:
             target = await conn.fetchval(_TARGET)
-            while target is not None and await conn.fetchval(_PENDING_UPTO, target):
+            if target is None:
+                return
+            await self._step(conn, wait=True)
+            while await conn.fetchval(_PENDING_UPTO, target):
                 await self._step(conn, wait=True)
 
     async def _run(self) -> None:
