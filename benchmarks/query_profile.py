@@ -82,7 +82,11 @@ def profile_scenarios(names: list[str], broker_pid: int, run: Callable[[str], di
         raw = out_dir / f"{name}.txt"
         spy = profiling.start(broker_pid, args.duration, raw, native=True)
         spied = run(name)
-        spy.communicate(timeout=args.duration + 60)
+        said = spy.communicate(timeout=args.duration + 60)[0]
+        if not raw.exists():  # py-spy failed (it says why): the other scenarios still get their profile
+            log(f"{name}: py-spy wrote no profile: {said.decode(errors='replace').strip()[-500:]}")
+            rows.append({"scenario": name, **split})
+            continue
         summary = profiling.summarize(raw, duration=args.duration)
         (out_dir / f"{name}.summary.txt").write_text(f"== {name}: {spied['rate']:,.0f} q/s under py-spy ==\n"
                                                      f"{summary}\n")
