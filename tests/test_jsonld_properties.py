@@ -349,6 +349,12 @@ def test_terms_shipped_contexts(harness: Harness, url: str, data: st.DataObject)
 EXAMPLES = [
     (None, "plain"),
     (None, {"@type": "DateTime", "@value": "2020-01-01T00:00:00Z"}),
+    # typed literals: one shape per (term, type) is memoised, the values differ
+    (None, [{"@type": "DateTime", "@value": "2020-01-01T00:00:00Z"}, {"@type": "DateTime", "@value": 7}]),
+    ({"d": {"@id": NS + "d", "@type": NS + "Day"}},
+     {"d": [{"@type": NS + "Day", "@value": "mon"}, {"@type": NS + "Day", "@value": "tue"}],
+      "e": {"@type": NS + "Day", "@value": "wed"}}),
+    ({"n": {"@id": NS + "n", "@type": "@none"}}, {"n": {"@type": "DateTime", "@value": "x"}}),
     (None, ["a"]),
     (None, [1, [2, 3]]),
     (None, {"id": "urn:x", "type": "T", "a": [1], "b": {"c": None}}),

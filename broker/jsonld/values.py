@@ -37,6 +37,10 @@ class Unsupported(Exception):
     """The fast path does not handle this value; compaction falls back to pyld."""
 
 
+class _Probe:
+    """Stands for a literal's value while pyld compacts its typed value object (see ``_compact_typed``)."""
+
+
 class _Key:
     """How a key of a node object expands (memoised per key string)."""
 
@@ -66,6 +70,7 @@ class ValueCodec:
         self._id_terms: dict[str, bool] = {}
         self._plain: dict[str, bool] = {}
         self._bare: dict[str, bool] = {}
+        self._typed: dict[tuple[str, str], tuple[tuple[str, Any], ...]] = {}
         self._plain_terms: dict[str, str] = {}
         self.scalars_plain = self._scalars_plain(VALUE_TERM)
         self._value_term_only = self._only_value_term()
@@ -302,12 +307,30 @@ class ValueCodec:
                 return item
             return self._proc._compact_value(self._active, term, {"@value": item}, self._options)
         if "@value" in item or (len(item) == 1 and "@id" in item):
+            if len(item) == 2 and type(item.get("@type")) is str:
+                return self._compact_typed(item, term)
             return self._proc._compact_value(self._active, term, item, self._options)
         if "@list" in item:
             if "@list" in self._container(term):
                 return self._compact_list(item["@list"], term)
             raise Unsupported("a list object outside a list container")
         return self._compact_node(item, term)
+
+    def _compact_typed(self, item: dict[str, Any], term: str) -> Any:
+        """A typed literal ``{"@value": v, "@type": T}`` (a DateTime, in most entities): pyld's result depends on
+        the term and ``T``, never on ``v``, so its shape is taken once per (term, T) and ``v`` put in it."""
+        key = (term, item["@type"])
+        shape = self._typed.get(key)
+        if shape is None:
+            probe = _Probe()  # pyld copies @value into its result as it is: the probe shows where
+            out = self._proc._compact_value(self._active, term, {"@value": probe, "@type": item["@type"]},
+                                            self._options)
+            shape = tuple(out.items()) if isinstance(out, dict) else ()
+            self._remember(self._typed, key, shape)
+        if not shape:
+            return item["@value"]
+        value = item["@value"]
+        return {k: value if type(v) is _Probe else v for k, v in shape}
 
     def _compact_list(self, items: list[Any], term: str) -> Any:
         # pyld's _compact of an array drops items that compact to None (a @json null in a list)
