@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timezone
 
 from ..store.contexts import ContextStore
+from ..tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,8 @@ class UsageCounter:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.flush()
 
     async def _run(self) -> None:

@@ -86,12 +86,10 @@ def _temporal_entity(schema: str, written: str, created: str = "$4") -> str:
     create) when the CTE ``written`` wrote; no row version is spent when nothing differs."""
     types, scopes = ("$3", "$4") if written == "u" else ("$2", "$3")
     # the NOT EXISTS read spares the common case (nothing differs) the row lock ON CONFLICT takes
-    return (f"INSERT INTO {schema}.temporal_entities AS te (id, types, scopes, created_at) "
-            f"SELECT $1, {types}, {scopes}, {created} WHERE EXISTS (SELECT 1 FROM {written}) "
-            f"AND NOT EXISTS (SELECT 1 FROM {schema}.temporal_entities x WHERE x.id = $1 AND x.types = {types} "
-            f"AND x.scopes IS NOT DISTINCT FROM {scopes} AND x.deleted_at IS NULL) "
-            f"ON CONFLICT (id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes, deleted_at = NULL "
-            f"WHERE (te.types, te.scopes, te.deleted_at) IS DISTINCT FROM (excluded.types, excluded.scopes, NULL)")
+    row = (f"(SELECT $1 AS id, {types} AS types, {scopes} AS scopes WHERE EXISTS (SELECT 1 FROM {written}) "
+           f"AND NOT EXISTS (SELECT 1 FROM {schema}.temporal_entities x WHERE x.id = $1 AND x.types = {types} "
+           f"AND x.scopes IS NOT DISTINCT FROM {scopes} AND x.deleted_at IS NULL))")
+    return record.upsert_entities_held(schema, row, created)
 
 
 class EntityStore:

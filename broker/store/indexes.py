@@ -25,6 +25,7 @@ from typing import Iterable
 import asyncpg
 
 from ..query.indexspec import IndexSpec
+from ..tasks import cancel
 from .schema import check_schema_name
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,7 @@ class IndexAdvisor:
             self._worker = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._worker)
 
     def note(self, schema: str, specs: Iterable[IndexSpec]) -> None:
         """A query used ``specs`` in ``schema``: count, and schedule a build past the threshold."""

@@ -125,18 +125,20 @@ class HistoryRows:
         return self.entity, self.attr, self.dataset, self.observed, self.num, self.inst, self.deleted
 
 
-def insert_select(schema: str, first: int, now_param: int) -> str:
+def insert_select(schema: str, first: int, now_param: int | None = None) -> str:
     """``INSERT INTO attr_instances SELECT …`` over the ``HistoryRows.params()`` at ``$first`` onwards
-    (seven parameters), recorded at ``$now_param``; a caller may append a WHERE clause."""
+    (seven parameters), recorded at ``$now_param``, or without it each row at its own time (an eighth array of
+    ISO 8601 texts: the history recorder's rows come from several writes); a caller may append a WHERE clause.
+    The times are parsed once per row (array casts), not at each of their uses."""
     check_schema_name(schema)
-    p = [f"${first + k}" for k in range(7)]
-    now = f"${now_param}"
+    p = [f"${first + k}" for k in range(8)]
+    now, times, columns = (f"${now_param}::timestamptz", "", "") if now_param is not None else \
+        ("u.t", f", {p[7]}::text[]::timestamptz[]", ", t")
     return (f"INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, at, observed_at, created_at, "
             f"modified_at, deleted_at, num, inst) "
-            f"SELECT u.e, u.a, u.d, coalesce(u.o::timestamptz, {now}), u.o::timestamptz, {now}, {now}, "
-            f"CASE WHEN u.x THEN {now}::timestamptz END, u.n, u.i::jsonb "
-            f"FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[], {p[4]}::float8[], "
-            f"{p[5]}::text[], {p[6]}::boolean[]) AS u(e, a, d, o, n, i, x)")
+            f"SELECT u.e, u.a, u.d, coalesce(u.o, {now}), u.o, {now}, {now}, CASE WHEN u.x THEN {now} END, u.n, "
+            f"u.i::jsonb FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[]::timestamptz[], "
+            f"{p[4]}::float8[], {p[5]}::text[], {p[6]}::boolean[]{times}) AS u(e, a, d, o, n, i, x{columns})")
 
 
 def upsert_entities_held(schema: str, rows: str, now: str) -> str:

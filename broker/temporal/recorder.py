@@ -37,7 +37,8 @@ import orjson
 from ..errors import NgsiError
 from ..store.batch import array_literal
 from ..store.tenants import Tenants
-from .record import HistoryRows, upsert_entities_held
+from ..tasks import cancel
+from .record import HistoryRows, insert_select, upsert_entities_held
 from .tables import check_schema_name
 
 log = logging.getLogger(__name__)
@@ -127,12 +128,7 @@ class Recorder:
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._task)
 
     def wake(self, tenant: str = "") -> None:
         self._wake.set()
@@ -239,13 +235,7 @@ class _Statements:
 
     def __init__(self, schema: str) -> None:
         check_schema_name(schema)
-        # the times parsed once per row (an array cast), not at each of their uses
-        self.insert = (
-            f"INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, at, observed_at, created_at, "
-            f"modified_at, deleted_at, num, inst) "
-            f"SELECT u.e, u.a, u.d, coalesce(u.o, u.t), u.o, u.t, u.t, CASE WHEN u.x THEN u.t END, u.n, u.i::jsonb "
-            f"FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]::timestamptz[], $5::float8[], $6::text[], "
-            f"$7::boolean[], $8::text[]::timestamptz[]) AS u(e, a, d, o, n, i, x, t)")
+        self.insert = insert_select(schema, 1)  # each row recorded at its entry's time
         rows = ("(SELECT u.id, u.types::text[] AS types, u.scopes::text[] AS scopes, u.c::timestamptz AS c "
                 "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, types, scopes, c))")
         self.entities = upsert_entities_held(schema, rows, "r.c")
