@@ -18,6 +18,8 @@ from broker.errors import NgsiError
 from broker.query.geo import EARTH_RADIUS, MAX_POSITIONS, GeoQuery, parse_geo_params, parse_geo_q
 from broker.query.geo_sql import arcs_box, near_boxes
 
+from broker.store.schema import migrate_tenant
+
 from geo_support import API, CASES, DEFAULT, Db, HOLED, LOCATION, PLAIN, Q, RELATIONS, bad, geoprop, located, pt, sq
 
 # ============================================================================================ parser
@@ -285,6 +287,53 @@ def test_sql_box_is_python_box(db: Db, line: list[list[float]]):
     expected = arcs_box(geometry)
     assert all(abs(a - b) <= 1e-9 for a, b in zip((x1, y1, x2, y2), expected)), (got, expected)
 
+
+
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-200, 200), st.floats(-200, 200, allow_nan=False),
+                         st.text(max_size=3))
+odd_coordinates = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4), max_leaves=8)
+geometry_like = st.one_of(
+    json_scalars,
+    st.builds(lambda t, c: {"type": t, "coordinates": c},
+              st.sampled_from(["Point", "MultiPoint", "LineString", "Polygon", "MultiPolygon", "Nope", 7]),
+              st.one_of(odd_coordinates, st.builds(lambda x, y: [x, y], st.floats(-200, 200, allow_nan=False),
+                                                   st.floats(-100, 100, allow_nan=False)))),
+    st.builds(lambda line: {"type": "LineString", "coordinates": line}, st.lists(positions, min_size=2, max_size=3)))
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=geometry_like)
+def test_bbox_function_is_the_inlined_box(db: Db, value: Any):
+    """geo_bbox (PL/pgSQL, migration 8) gives geo_box's value (migration 3) for any jsonb, and never raises."""
+    got = db.run(db.conn.fetchrow("SELECT ngsild.geo_bbox(v)::text AS new, ngsild.geo_box(v)::text AS old "
+                                  "FROM (SELECT $1::text::jsonb AS v) AS x", json.dumps(value)))
+    assert got["new"] == got["old"], (value, got)
+
+
+def test_old_box_indexes_are_dropped(db: Db):
+    """Tenant migration 6 drops the indexes on geo_box (the advisor builds their geo_bbox successors)."""
+    name = f"t_geo_{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> list[str]:
+        async with db.conn.transaction():
+            await db.conn.execute("INSERT INTO ngsild.tenants (name, schema_name) VALUES ($1, $1)", name)
+            await db.conn.execute(f"CREATE SCHEMA {name}")
+            await migrate_tenant(db.conn, name, 0)
+        # an index a version-5 advisor built, and one of today's
+        await db.conn.execute(f"CREATE INDEX old_box ON {name}.entities USING gist "
+                              f"(ngsild.geo_box(attrs -> '{LOCATION}' -> 0 -> 'value'))")
+        await db.conn.execute(f"CREATE INDEX kept ON {name}.entities USING gist "
+                              f"(ngsild.geo_bbox(attrs -> '{LOCATION}' -> 0 -> 'value'))")
+        async with db.conn.transaction():
+            await migrate_tenant(db.conn, name, 5)  # from version 5 to the latest
+        rows = await db.conn.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = $1", name)
+        await db.conn.execute(f"DROP SCHEMA {name} CASCADE")
+        await db.conn.execute("DELETE FROM ngsild.tenants WHERE name = $1", name)
+        return sorted(r["indexname"] for r in rows)
+
+    names = db.run(scenario())
+    assert "old_box" not in names and "kept" in names and "entities_id" in names, names
 
 
 # ============================================================================================ HTTP

@@ -232,7 +232,8 @@ def test_relations_agree_with_postgis(pgdb: Db, batch: tuple[dict[str, Any], lis
         exact = not inexact_node(entity, query)  # else GEOS's answer is not the exact relation
         for i, rel in enumerate(RELATIONS):
             pure, postgis, st_ = row[3 * i], row[3 * i + 1], row[3 * i + 2]
-            assert pure == postgis and (st_ is None or st_ == pure or not exact), \
+            # on an inexact node the PostGIS path answers with GEOS, which may differ (broker.query.geo)
+            assert (pure == postgis and (st_ is None or st_ == pure)) or not exact, \
                 (rel, entity, query, {"pure SQL": pure, "with PostGIS": postgis, ST[rel]: st_})
 
 

@@ -311,3 +311,45 @@ RETURN CASE
     ELSE ngsild.geo_box_extended(g)
 END;
 """
+
+# Global migration 8: the indexed box as a PL/pgSQL function. Inlined, geo_box's expression navigated the
+# entity document from the top a dozen times per evaluation (``attrs -> IRI -> 0 -> 'value' -> 'coordinates'
+# -> 0``, each step a copy): ~4.3 us a row against ~1 us here, measured over 100,000 located entities, and
+# PostgreSQL expanded the whole inlined CASE while planning every geo-query (planning ~2.9 -> 0.8 ms). A
+# function that is not inlined is matched to its index as the call itself. A new name rather than a
+# replacement: a running process keeps an index's expression as it was inlined when it first read it, and
+# would no longer match a replaced function to its index (measured: 600 ms sequential scans until reconnect).
+GEO_BBOX = """
+CREATE FUNCTION ngsild.geo_bbox(g jsonb) RETURNS box
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    c jsonb;
+BEGIN
+    -- the same value as geo_box (migration 3) for every jsonb, never raising
+    IF g ->> 'type' = 'Point' THEN
+        c := g -> 'coordinates';
+        IF jsonb_typeof(c) = 'array' AND jsonb_typeof(c -> 0) = 'number' AND jsonb_typeof(c -> 1) = 'number'
+           AND c -> 0 BETWEEN '-180' AND '180' AND c -> 1 BETWEEN '-90' AND '90' THEN
+            RETURN box(point(ngsild.geo_snap((c ->> 0)::float8), ngsild.geo_snap((c ->> 1)::float8)));
+        END IF;
+        RETURN NULL;
+    END IF;
+    RETURN ngsild.geo_box_extended(g);
+END
+$$;
+"""
+
+# Tenant migration 6: the indexes on geo_box are replaced by indexes on geo_bbox, which the index advisor
+# builds when queries ask for them (broker.store.indexes); the old ones would only slow writes down.
+DROP_GEO_BOX_INDEXES = """
+DO $$
+DECLARE
+    ix record;
+BEGIN
+    FOR ix IN SELECT indexname FROM pg_indexes WHERE schemaname = '{schema}' AND tablename = 'entities'
+                                                 AND indexdef LIKE '%ngsild.geo_box(%' LOOP
+        EXECUTE format('DROP INDEX %I.%I', '{schema}', ix.indexname);
+    END LOOP;
+END
+$$;
+"""

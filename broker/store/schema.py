@@ -32,7 +32,7 @@ import re
 import asyncpg
 
 from ..temporal.tables import TENANT_MIGRATION as TENANT_HISTORY
-from .geo_functions import GEO_FUNCTIONS
+from .geo_functions import DROP_GEO_BOX_INDEXES, GEO_BBOX, GEO_FUNCTIONS
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ CREATE TABLE ngsild.history_cursor (
 );
 INSERT INTO ngsild.history_cursor (pos) SELECT coalesce(max(seq), 0) FROM ngsild.changes;
 """),
+    (8, "geo-query box as a PL/pgSQL function (broker.store.geo_functions)", GEO_BBOX),
 ]
 
 TENANT: list[tuple[int, str, str]] = [
@@ -169,6 +170,7 @@ DROP INDEX {schema}.entities_types;
 -- Documents over ~2 kB are compressed (and decompressed on every read): lz4 does both faster than
 -- PostgreSQL's default pglz.
 """ + _IF_LZ4.format(sql="ALTER TABLE {schema}.entities ALTER COLUMN attrs SET COMPRESSION lz4;")),
+    (6, "indexes on the replaced geo box dropped", DROP_GEO_BOX_INDEXES),
 ]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
