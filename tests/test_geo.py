@@ -311,6 +311,45 @@ def test_bbox_function_is_the_inlined_box(db: Db, value: Any):
     assert got["new"] == got["old"], (value, got)
 
 
+
+def _migration_3_locate(db: Db) -> str:
+    """geo_locate as global migration 3 defined it (SQL), created as a temporary function."""
+    from broker.store.geo_functions import GEO_FUNCTIONS
+
+    start = GEO_FUNCTIONS.index("CREATE FUNCTION ngsild.geo_locate(")
+    body = GEO_FUNCTIONS[start:GEO_FUNCTIONS.index("END;", start) + 4]
+    db.run(db.conn.execute(body.replace("CREATE FUNCTION ngsild.geo_locate(",
+                                        "CREATE OR REPLACE FUNCTION pg_temp.geo_locate_v3(", 1)))
+    return "pg_temp.geo_locate_v3"
+
+
+grid_xy = st.integers(0, 8).map(lambda n: n / 2)
+grid_point = st.builds(lambda x, y: [x, y], grid_xy, grid_xy)
+shapes = st.one_of(
+    st.builds(lambda p: {"type": "Point", "coordinates": p}, grid_point),
+    st.builds(lambda ps: {"type": "MultiPoint", "coordinates": ps}, st.lists(grid_point, min_size=1, max_size=4)),
+    st.builds(lambda ps: {"type": "LineString", "coordinates": ps}, st.lists(grid_point, min_size=2, max_size=5)),
+    st.builds(lambda a, b: {"type": "MultiLineString", "coordinates": [a, b]},
+              st.lists(grid_point, min_size=2, max_size=3), st.lists(grid_point, min_size=2, max_size=3)),
+    st.builds(lambda ps: {"type": "Polygon", "coordinates": [ps + [ps[0]]]},
+              st.lists(grid_point, min_size=3, max_size=6)),
+    st.just({"type": "Polygon", "coordinates": [[[0, 0], [4, 0], [4, 4], [0, 4], [0, 0]],
+                                                [[1, 1], [1, 3], [3, 3], [3, 1], [1, 1]]]}))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(geometry=shapes, points=st.lists(st.one_of(grid_point, st.builds(lambda x, y: [x, y], st.floats(-1, 5),
+                                                                             st.floats(-1, 5))), min_size=1, max_size=6))
+def test_point_location_is_migration_3s(db: Db, geometry: dict[str, Any], points: list[list[float]]):
+    """geo_locate in PL/pgSQL (migration 9) answers as the SQL version of migration 3 did."""
+    old = _migration_3_locate(db)
+    rows = db.run(db.conn.fetch(
+        f"SELECT ngsild.geo_locate(p.x, p.y, g.g) AS new, {old}(p.x, p.y, g.g) AS old "
+        "FROM (SELECT ngsild.geo_prep($1::text::jsonb) AS g) g, unnest($2::float8[], $3::float8[]) AS p(x, y)",
+        json.dumps(geometry), [p[0] for p in points], [p[1] for p in points]))
+    assert [r["new"] for r in rows] == [r["old"] for r in rows], (geometry, points, [tuple(r) for r in rows])
+
+
 def test_old_box_indexes_are_dropped(db: Db):
     """Tenant migration 6 drops the indexes on geo_box (the advisor builds their geo_bbox successors)."""
     name = f"t_geo_{uuid.uuid4().hex[:8]}"

@@ -32,7 +32,7 @@ import re
 import asyncpg
 
 from ..temporal.tables import TENANT_MIGRATION as TENANT_HISTORY
-from .geo_functions import DROP_GEO_BOX_INDEXES, GEO_BBOX, GEO_FUNCTIONS
+from .geo_functions import DROP_GEO_BOX_INDEXES, GEO_BBOX, GEO_FUNCTIONS, GEO_LOCATE
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ CREATE TABLE ngsild.history_cursor (
 INSERT INTO ngsild.history_cursor (pos) SELECT coalesce(max(seq), 0) FROM ngsild.changes;
 """),
     (8, "geo-query box as a PL/pgSQL function (broker.store.geo_functions)", GEO_BBOX),
+    (9, "geo point location as a PL/pgSQL function (broker.store.geo_functions)", GEO_LOCATE),
 ]
 
 TENANT: list[tuple[int, str, str]] = [
