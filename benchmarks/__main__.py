@@ -20,7 +20,7 @@ import orjson
 from broker.testing import BrokerProcess, server_dsn
 
 from . import profiling
-from .loadgen import LoadResult
+from .loadgen import LoadResult, history_drain
 from .scenarios import (MIN_RATIO, SCENARIOS, FloorProcess, LoadConfig, Scenario, _load, add_server_options,
                         bench_database, broker_env, broker_process, concurrency_of, env_notes, measure, memory_kib, precheck,
                         seed, server_notes, text_table)
@@ -101,28 +101,6 @@ def scenario_row(scenario: Scenario, cfg: LoadConfig, broker: list[LoadResult], 
         "with_history_rate": round(_median([r.items / (r.duration_s + r.extra.get("history_lag_s", 0.0))
                                             for r in broker if r.duration_s > 0]), 1),
     }
-
-
-def history_drain(dsn: str, limit: float = 600.0) -> float:
-    """Seconds until the broker's history recorder has recorded every change (0 when it kept up)."""
-    import asyncio
-    import time
-
-    import asyncpg
-
-    from broker.temporal.recorder import PENDING
-
-    async def wait() -> float:
-        conn = await asyncpg.connect(dsn)
-        try:
-            start = time.monotonic()
-            while await conn.fetchval(PENDING) and time.monotonic() - start < limit:
-                await asyncio.sleep(0.05)
-            return time.monotonic() - start
-        finally:
-            await conn.close()
-
-    return asyncio.run(wait())
 
 
 def memory_rows(broker_pid: int, floor_pid: int) -> list[dict[str, Any]]:

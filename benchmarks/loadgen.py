@@ -102,3 +102,25 @@ def run_batches(url: str, next_body: Callable[[], tuple[bytes, int]], headers: d
                 concurrency: int, duration: float) -> LoadResult:
     """POST bodies from ``next_body()`` (body, entity count) with ``concurrency`` in flight for ``duration`` s."""
     return asyncio.run(_batch_load(url, next_body, headers, concurrency=concurrency, duration=duration))
+
+
+def history_drain(dsn: str, limit: float = 600.0) -> float:
+    """Seconds until the broker's history recorder has recorded every change (0 when it kept up)."""
+    import asyncio
+    import time
+
+    import asyncpg
+
+    from broker.temporal.recorder import PENDING
+
+    async def wait() -> float:
+        conn = await asyncpg.connect(dsn)
+        try:
+            start = time.monotonic()
+            while await conn.fetchval(PENDING) and time.monotonic() - start < limit:
+                await asyncio.sleep(0.05)
+            return time.monotonic() - start
+        finally:
+            await conn.close()
+
+    return asyncio.run(wait())
