@@ -106,9 +106,6 @@ def run_batches(url: str, next_body: Callable[[], tuple[bytes, int]], headers: d
 
 def history_drain(dsn: str, limit: float = 600.0) -> float:
     """Seconds until the broker's history recorder has recorded every change (0 when it kept up)."""
-    import asyncio
-    import time
-
     import asyncpg
 
     from broker.temporal.recorder import PENDING

@@ -391,7 +391,8 @@ def render(result: dict[str, Any], base: dict[str, Any] | None = None) -> str:
         + commit_note(env),
         f"# load: {load['entities']:,} entities in {load['seconds']} s = {load['rate']:,} entities/s "
         f"(upsert 1,000/batch, 4 in flight){', FAILED ' + str(load['failed']) if load['failed'] else ''}; "
-        f"history recorded {load.get('history_lag_s', '?')} s later; VACUUM ANALYZE {load['vacuum_analyze_s']} s; table {load['table_mb']:,} MB, indexes {load['indexes_mb']:,} MB",
+        f"history recorded {load.get('history_lag_s', '?')} s later; VACUUM ANALYZE {load['vacuum_analyze_s']} s; "
+        f"table {load['table_mb']:,} MB, indexes {load['indexes_mb']:,} MB",
         f"# index warm-up {result['index_warmup_s']} s; wrk -t{cfg['threads']} -c{cfg['connections']}, median of "
         f"{cfg['runs']} run(s) of {cfg['duration_s']:g} s after {cfg['warmup_s']:g} s warm-up",
     ]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from broker.errors import NgsiError
 from broker.query.geo import EARTH_RADIUS, MAX_POSITIONS, GeoQuery, parse_geo_params, parse_geo_q
 from broker.query.geo_sql import arcs_box, near_boxes
-
+from broker.store.geo_functions import GEO_FUNCTIONS
 from broker.store.schema import migrate_tenant
 
 from geo_support import API, CASES, DEFAULT, Db, HOLED, LOCATION, PLAIN, Q, RELATIONS, bad, geoprop, located, pt, sq
@@ -288,8 +288,6 @@ def test_sql_box_is_python_box(db: Db, line: list[list[float]]):
     assert all(abs(a - b) <= 1e-9 for a, b in zip((x1, y1, x2, y2), expected)), (got, expected)
 
 
-
-
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-200, 200), st.floats(-200, 200, allow_nan=False),
                          st.text(max_size=3))
 odd_coordinates = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4), max_leaves=8)
@@ -311,11 +309,8 @@ def test_bbox_function_is_the_inlined_box(db: Db, value: Any):
     assert got["new"] == got["old"], (value, got)
 
 
-
 def _migration_3_locate(db: Db) -> str:
     """geo_locate as global migration 3 defined it (SQL), created as a temporary function."""
-    from broker.store.geo_functions import GEO_FUNCTIONS
-
     start = GEO_FUNCTIONS.index("CREATE FUNCTION ngsild.geo_locate(")
     body = GEO_FUNCTIONS[start:GEO_FUNCTIONS.index("END;", start) + 4]
     db.run(db.conn.execute(body.replace("CREATE FUNCTION ngsild.geo_locate(",
@@ -339,7 +334,8 @@ shapes = st.one_of(
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(geometry=shapes, points=st.lists(st.one_of(grid_point, st.builds(lambda x, y: [x, y], st.floats(-1, 5),
-                                                                             st.floats(-1, 5))), min_size=1, max_size=6))
+                                                                             st.floats(-1, 5))),
+                                        min_size=1, max_size=6))
 def test_point_location_is_migration_3s(db: Db, geometry: dict[str, Any], points: list[list[float]]):
     """geo_locate in PL/pgSQL (migration 9) answers as the SQL version of migration 3 did."""
     old = _migration_3_locate(db)

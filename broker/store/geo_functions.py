@@ -313,12 +313,13 @@ END;
 """
 
 # Global migration 8: geo_bbox, the indexed box, as PL/pgSQL. Inlined, migration 3's geo_box navigated the
-# entity document from the top a dozen times per evaluation (``attrs -> IRI -> 0 -> 'value' -> 'coordinates' -> 0``, each step a copy): ~4.3 us a
-# row against ~1 us here, measured over 100,000 located entities; and PostgreSQL expanded the whole inlined
-# CASE while planning every geo-query (a near query's planning ~2.9 -> 0.8 ms). A function that is not inlined
-# is matched to its index as the call itself. A new name rather than a replacement: a running process keeps an
-# index's expression as it was inlined when it first read it, and would no longer match a replaced function
-# to its index (measured: 600 ms sequential scans until it reconnected).
+# entity document from the top a dozen times per evaluation (``attrs -> IRI -> 0 -> 'value' -> 'coordinates'
+# -> 0``, each step a copy): ~4.3 us a row against ~1 us here, measured over 100,000 located entities; and
+# PostgreSQL expanded the whole inlined CASE while planning every geo-query (a near query's planning ~2.9 ->
+# 0.8 ms). A function that is not inlined is matched to its index as the call itself. A new name rather than a
+# replacement: a running process keeps an index's expression as it was inlined when it first read it, and
+# would no longer match a replaced function to its index (measured: 600 ms sequential scans until it
+# reconnected).
 GEO_BBOX = """
 CREATE FUNCTION ngsild.geo_bbox(g jsonb) RETURNS box
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
@@ -340,8 +341,9 @@ $$;
 """
 
 # Global migration 9: geo_locate, point location, as PL/pgSQL (a Point value's within / intersects /
-# disjoint, and inside the relations of other geometries): migration 3's SQL body ran sub-selects over unnest, an executor start per call (~11-14 us);
-# the same tests as loops take ~1.4 us. Not an index expression, so it is replaced in place.
+# disjoint, and inside the relations of other geometries): migration 3's SQL body ran sub-selects over
+# unnest, an executor start per call (~11-14 us); the same tests as loops take ~1.4 us. Not an index
+# expression, so it is replaced in place.
 GEO_LOCATE = """
 CREATE OR REPLACE FUNCTION ngsild.geo_locate(px float8, py float8, g ngsild.geo) RETURNS integer
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
@@ -350,7 +352,8 @@ DECLARE
     n integer;
     inside boolean := false;
 BEGIN
-    -- geo_locate of migration 3 step by step: the same comparisons in the same floating point
+    -- geo_locate of migration 3 step by step: the same comparisons in the same floating point (geo_on, a SQL
+    -- expression, is inlined into the loop's test)
     IF (g).dim = 0 THEN
         FOR k IN 1 .. coalesce(cardinality((g).vx), 0) LOOP
             IF (g).vx[k] = px AND (g).vy[k] = py THEN RETURN 1; END IF;
@@ -359,9 +362,7 @@ BEGIN
     END IF;
     n := coalesce(cardinality((g).x1), 0);
     FOR k IN 1 .. n LOOP
-        IF px >= least((g).x1[k], (g).x2[k]) AND px <= greatest((g).x1[k], (g).x2[k])
-           AND py >= least((g).y1[k], (g).y2[k]) AND py <= greatest((g).y1[k], (g).y2[k])
-           AND ((g).x2[k] - (g).x1[k]) * (py - (g).y1[k]) = (px - (g).x1[k]) * ((g).y2[k] - (g).y1[k]) THEN
+        IF ngsild.geo_on(px, py, (g).x1[k], (g).y1[k], (g).x2[k], (g).y2[k]) THEN
             IF (g).dim = 2 THEN RETURN 0; END IF;
             FOR j IN 1 .. coalesce(cardinality((g).ex), 0) LOOP
                 IF (g).ex[j] = px AND (g).ey[j] = py THEN RETURN 0; END IF;
