@@ -54,6 +54,9 @@ TARGET_WRITE_RATIO = 0.7       # PATCH/s with the subscriptions / without (scena
 OPEN_LOOP_CAP = 256            # open loop: at most this many writes in flight (later ones count as "late")
 
 
+SCENARIOS = ("4", "1", "1b", "2", "3", "5")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.notifications", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,11 +79,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds to wait after the load for the notifications still owed (default 120)")
     p.add_argument("--mqtt", default="127.0.0.1:1883", metavar="HOST:PORT",
                    help="MQTT broker of scenario 5 (default 127.0.0.1:1883; '' skips it)")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), type=lambda v: [x for x in v.split(",") if x],
+                   help=f"scenarios to run, comma-separated (default {','.join(SCENARIOS)}); ratios need their pair")
     p.add_argument("--quick", action="store_true", help="smoke run: 1,000 subscriptions, 5 s + 1 s warm-up")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the rows and per-scenario details to FILE")
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="run scenarios 1, 1b and 3 once more (not counted) under py-spy (each broker worker) into DIR")
     args = p.parse_args(argv)
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.quick:
         args.subscriptions, args.duration, args.warmup = 1_000, 5.0, 1.0
     return args
@@ -382,14 +390,17 @@ def profile_run(label: str, broker: BrokerProcess, driver: Driver, receiver: Ser
 
 def measure(args: argparse.Namespace, broker: BrokerProcess, receiver: ServerProcess, dead_port: int,
             out: dict[str, Any]) -> None:
-    n = args.subscriptions
+    n, wanted = args.subscriptions, args.scenarios
     log(f"seeding {n:,} entities")
     seed(broker.url, n, 1000)
     ids = [payloads.seed_id(i) for i in range(n)]
     sub_of = {e: sub_id(i) for i, e in enumerate(ids)}
     driver = Driver(broker.url, ids)
     scen = out["scenarios"]
-    scen["4-none"] = run_scenario("4: no subscriptions", broker, driver, receiver, args, sub_of, notified=False)
+    out["profile"] = ""
+    if "4" in wanted:
+        scen["4-none"] = run_scenario("4: no subscriptions", broker, driver, receiver, args, sub_of,
+                                      notified=False)
     t0 = time.perf_counter()
     notify_uri = f"{receiver.url}/notify"
     errors = arun(_post_all(broker.url + SUBSCRIPTIONS_PATH, [
@@ -400,10 +411,11 @@ def measure(args: argparse.Namespace, broker: BrokerProcess, receiver: ServerPro
     out["subscriptions_settled_s"] = wait_idle(broker)
     log(f"created {n:,} subscriptions in {out['subscriptions_created_s']} s; broker idle "
         f"{out['subscriptions_settled_s']} s later")
-    scen["1"] = run_scenario("1: as fast as possible", broker, driver, receiver, args, sub_of)
-    if args.profile:
-        out["profile"] = profile_run("1", broker, driver, receiver, args)
-    if args.batch > 1:
+    if "1" in wanted:
+        scen["1"] = run_scenario("1: as fast as possible", broker, driver, receiver, args, sub_of)
+        if args.profile:
+            out["profile"] += "\n\n" + profile_run("1", broker, driver, receiver, args)
+    if args.batch > 1 and "1b" in wanted:
         batches = Driver(broker.url, ids, batch=args.batch)
         batches.values = driver.values  # one sequence of values: every write is told apart from the others
         scen["1b"] = run_scenario(f"1b: batches of {args.batch} as fast as possible", broker, batches, receiver,
@@ -411,19 +423,12 @@ def measure(args: argparse.Namespace, broker: BrokerProcess, receiver: ServerPro
         if args.profile:
             out["profile"] += "\n\n" + profile_run("1b", broker, batches, receiver, args,
                                                     concurrency=args.batch_concurrency)
-    scen["2"] = run_scenario(f"2: {args.rate:,.0f}/s", broker, driver, receiver, args, sub_of, rate=args.rate)
-    dead = subscription(DEAD_SUB, {"type": "Vehicle"}, f"http://127.0.0.1:{dead_port}/notify")
-    status, reply = _request("POST", broker.url + SUBSCRIPTIONS_PATH, dead, payloads.HEADERS)
-    if status != 201:
-        raise RuntimeError(f"dead-receiver subscription: {status} {reply[:300]!r}")
-    scen["3"] = run_scenario(f"3: {args.rate:,.0f}/s + dead receiver", broker, driver, receiver, args, sub_of,
-                             rate=args.rate)
-    if args.profile:
-        out["profile"] += "\n\n" + profile_run("3", broker, driver, receiver, args, rate=args.rate)
-    status, body = _request("GET", f"{broker.url}{SUBSCRIPTIONS_PATH}/{DEAD_SUB}")
-    out["dead_subscription"] = orjson.loads(body).get("notification") if status == 200 else None
-    _request("DELETE", f"{broker.url}{SUBSCRIPTIONS_PATH}/{DEAD_SUB}")
-    if args.mqtt:
+    if "2" in wanted:
+        scen["2"] = run_scenario(f"2: {args.rate:,.0f}/s", broker, driver, receiver, args, sub_of,
+                                 rate=args.rate)
+    if "3" in wanted:
+        scenario_3(args, broker, driver, receiver, dead_port, sub_of, out)
+    if args.mqtt and "5" in wanted:
         errors = arun(_post_all("", [mqtt_endpoint(i, args.mqtt) for i in range(n)], method="PATCH",
                                 urls=[f"{broker.url}{SUBSCRIPTIONS_PATH}/{sub_of[e]}" for e in ids]))
         if errors:
@@ -431,6 +436,23 @@ def measure(args: argparse.Namespace, broker: BrokerProcess, receiver: ServerPro
         wait_idle(broker)
         scen["5"] = run_scenario(f"5: {args.rate:,.0f}/s over MQTT QoS 1", broker, driver, receiver, args, sub_of,
                                  rate=args.rate)
+    out["profile"] = out["profile"].strip()
+
+
+def scenario_3(args: argparse.Namespace, broker: BrokerProcess, driver: Driver, receiver: ServerProcess,
+               dead_port: int, sub_of: dict[str, str], out: dict[str, Any]) -> None:
+    """Scenario 2 with one more subscription, to every Vehicle, whose receiver never answers (deleted after)."""
+    dead = subscription(DEAD_SUB, {"type": "Vehicle"}, f"http://127.0.0.1:{dead_port}/notify")
+    status, reply = _request("POST", broker.url + SUBSCRIPTIONS_PATH, dead, payloads.HEADERS)
+    if status != 201:
+        raise RuntimeError(f"dead-receiver subscription: {status} {reply[:300]!r}")
+    out["scenarios"]["3"] = run_scenario(f"3: {args.rate:,.0f}/s + dead receiver", broker, driver, receiver, args,
+                                         sub_of, rate=args.rate)
+    if args.profile:
+        out["profile"] += "\n\n" + profile_run("3", broker, driver, receiver, args, rate=args.rate)
+    status, body = _request("GET", f"{broker.url}{SUBSCRIPTIONS_PATH}/{DEAD_SUB}")
+    out["dead_subscription"] = orjson.loads(body).get("notification") if status == 200 else None
+    _request("DELETE", f"{broker.url}{SUBSCRIPTIONS_PATH}/{DEAD_SUB}")
 
 
 # --- report -------------------------------------------------------------------------------------------------
@@ -444,32 +466,40 @@ def _verdict(ok: bool | None) -> str:
 
 
 def rows_of(scen: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
-    s1, s2, s3, s4 = scen["1"], scen["2"], scen["3"], scen["4-none"]
-    reached = [s["writes_per_s"] >= 0.95 * args.rate and s["late"] <= 0.01 * (s["writes_ok"] + s["writes_failed"]
-               + s["late"]) for s in (s2, s3)]  # the open loop kept its schedule
-    p99_ratio = s3["p99_ms"] / s2["p99_ms"] if s3["p99_ms"] and s2["p99_ms"] else None
-    write_ratio = s1["writes_per_s"] / s4["writes_per_s"] if s4["writes_per_s"] else None
+    """The table's rows of the scenarios that ran (``--scenarios``); a ratio needs both of its scenarios."""
+    s1, s2, s3, s4 = scen.get("1"), scen.get("2"), scen.get("3"), scen.get("4-none")
+    reached = {k: s["writes_per_s"] >= 0.95 * args.rate and s["late"] <= 0.01 * (
+        s["writes_ok"] + s["writes_failed"] + s["late"]) for k, s in (("2", s2), ("3", s3)) if s}  # on schedule
     rate = f"{args.rate:,.0f}/s open loop"
-    return [
-        {"scenario": "1 notifications, writes as fast as accepted", "load": f"c{args.concurrency}", **s1,
-         "figure": f"{s1['delivered_per_s']:,.0f} notif/s", "target": f"≥ {TARGET_NOTIFICATIONS:,} notif/s",
-         "ok": s1["delivered_per_s"] >= TARGET_NOTIFICATIONS},
-        *batch_row(scen.get("1b"), args),
-        {"scenario": "2 latency at fixed rate", "load": rate, **s2,
-         "figure": f"p99 {_ms(s2['p99_ms'])} ms" + ("" if reached[0] else " (rate not reached)"),
-         "target": f"p99 < {TARGET_P99_MS:g} ms",
-         "ok": reached[0] and s2["p99_ms"] is not None and s2["p99_ms"] < TARGET_P99_MS},
-        {"scenario": "3 = 2 + one dead receiver (healthy p99)", "load": rate, **s3,
-         "figure": (f"p99 ratio {p99_ratio:.2f}" if p99_ratio else "-") + ("" if all(reached) else
-                                                                           " (rate not reached: moot)"),
-         "target": f"≤ {TARGET_DEAD_RATIO:g}x 2", "ratio": p99_ratio,
-         "ok": None if p99_ratio is None or not all(reached) else p99_ratio <= TARGET_DEAD_RATIO},
-        {"scenario": "4 PATCH/s without subscriptions (vs 1)", "load": f"c{args.concurrency}", **s4,
-         "figure": f"{s1['writes_per_s']:,.0f} / {s4['writes_per_s']:,.0f} = {write_ratio:.2f}"
-         if write_ratio else "-", "target": f"≥ {TARGET_WRITE_RATIO:g}", "ratio": write_ratio,
-         "ok": None if write_ratio is None else write_ratio >= TARGET_WRITE_RATIO},
-        mqtt_row(scen.get("5"), args, rate),
-    ]
+    rows = []
+    if s1:
+        rows.append({"scenario": "1 notifications, writes as fast as accepted", "load": f"c{args.concurrency}",
+                     **s1, "figure": f"{s1['delivered_per_s']:,.0f} notif/s",
+                     "target": f"≥ {TARGET_NOTIFICATIONS:,} notif/s",
+                     "ok": s1["delivered_per_s"] >= TARGET_NOTIFICATIONS})
+    rows += batch_row(scen.get("1b"), args)
+    if s2:
+        rows.append({"scenario": "2 latency at fixed rate", "load": rate, **s2,
+                     "figure": f"p99 {_ms(s2['p99_ms'])} ms" + ("" if reached["2"] else " (rate not reached)"),
+                     "target": f"p99 < {TARGET_P99_MS:g} ms",
+                     "ok": reached["2"] and s2["p99_ms"] is not None and s2["p99_ms"] < TARGET_P99_MS})
+    if s3:
+        p99_ratio = s3["p99_ms"] / s2["p99_ms"] if s2 and s3["p99_ms"] and s2["p99_ms"] else None
+        moot = not all(reached.values())
+        rows.append({"scenario": "3 = 2 + one dead receiver (healthy p99)", "load": rate, **s3,
+                     "figure": (f"p99 ratio {p99_ratio:.2f}" if p99_ratio else "- (needs scenario 2)")
+                     + (" (rate not reached: moot)" if moot and p99_ratio else ""),
+                     "target": f"≤ {TARGET_DEAD_RATIO:g}x 2", "ratio": p99_ratio,
+                     "ok": None if p99_ratio is None or moot else p99_ratio <= TARGET_DEAD_RATIO})
+    if s4:
+        write_ratio = s1["writes_per_s"] / s4["writes_per_s"] if s1 and s4["writes_per_s"] else None
+        rows.append({"scenario": "4 PATCH/s without subscriptions (vs 1)", "load": f"c{args.concurrency}", **s4,
+                     "figure": f"{s1['writes_per_s']:,.0f} / {s4['writes_per_s']:,.0f} = {write_ratio:.2f}"
+                     if s1 and write_ratio else "- (needs scenario 1)", "target": f"≥ {TARGET_WRITE_RATIO:g}",
+                     "ratio": write_ratio, "ok": None if write_ratio is None else write_ratio >= TARGET_WRITE_RATIO})
+    if "5" in args.scenarios:
+        rows.append(mqtt_row(scen.get("5"), args, rate))
+    return rows
 
 
 def batch_row(s1b: dict[str, Any] | None, args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.receiver --port P --dead-port Q`` serves:
 
-* on P, an aiohttp app: ``POST /notify`` records, for every entity of the notification, its arrival time
+* on P, a bare ASGI app under uvicorn (httptools; ~25 µs of CPU per request here, where an aiohttp.web app
+  took ~100 µs: the receiver shares the machine with the broker it measures): ``POST /notify`` records, for every entity of the notification, its arrival time
   (``time.monotonic()``: CLOCK_MONOTONIC, the same clock in every process of the machine), the
   subscription id, the entity id and the value of the entity's ``speed`` attribute, and answers 204;
   ``GET /count`` gives the number of records and the last arrival; ``GET /take`` returns the records
@@ -20,7 +21,7 @@ import time
 from typing import Any
 
 import orjson
-from aiohttp import web
+import uvicorn
 
 Record = tuple[float, str, str, Any]
 TOPICS = "ngsild-bench/#"  # MQTT notification topics of the benchmark's subscriptions
@@ -31,8 +32,8 @@ def _speed(entity: dict[str, Any]) -> Any:
     return speed.get("value") if isinstance(speed, dict) else speed  # normalized or keyValues
 
 
-def make_app() -> tuple[web.Application, Any]:
-    """The app, and the function recording one notification document (for the MQTT subscriber too)."""
+def make_app() -> tuple[Any, Any]:
+    """The ASGI app, and the function recording one notification document (for the MQTT subscriber too)."""
     records: list[Record] = []
     state = {"last": 0.0, "bad": 0}
 
@@ -47,25 +48,33 @@ def make_app() -> tuple[web.Application, Any]:
             state["bad"] += 1
         state["last"] = now
 
-    async def notify(request: web.Request) -> web.Response:
-        record(await request.read())
-        return web.Response(status=204)
-
-    async def count(request: web.Request) -> web.Response:
-        return web.json_response({"count": len(records), "last": state["last"], "bad": state["bad"],
-                                  "now": time.monotonic()})
-
-    async def take(request: web.Request) -> web.Response:
+    def take() -> bytes:
         taken = records[:]
         del records[:len(taken)]
-        return web.Response(body=orjson.dumps(taken), content_type="application/json")
+        return orjson.dumps(taken)
 
-    async def version(request: web.Request) -> web.Response:
-        return web.json_response({"receiver": True})
+    answers = {"/count": lambda: orjson.dumps({"count": len(records), "last": state["last"], "bad": state["bad"],
+                                               "now": time.monotonic()}),
+               "/take": take, "/version": lambda: b'{"receiver": true}'}
 
-    app = web.Application(client_max_size=64 * 2**20)
-    app.add_routes([web.post("/notify", notify), web.get("/count", count), web.get("/take", take),
-                    web.get("/version", version)])
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["method"] == "POST" and scope["path"] == "/notify":
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+            record(body)
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        answer = answers.get(scope["path"]) if scope["method"] == "GET" else None
+        await send({"type": "http.response.start", "status": 200 if answer else 404,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer() if answer else b"{}"})
+
     return app, record
 
 
@@ -95,12 +104,11 @@ async def serve(port: int, dead_port: int, mqtt: str | None = None) -> None:
     app, record = make_app()
     if mqtt:
         await subscribe_mqtt(mqtt, record)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http="httptools", lifespan="off", access_log=False,
+                            log_level="warning", backlog=1024)
     dead = await asyncio.start_server(_dead, "127.0.0.1", dead_port, backlog=1024)
     async with dead:
-        await asyncio.Event().wait()
+        await uvicorn.Server(config).serve()
 
 
 def main() -> None:
