@@ -158,3 +158,30 @@ async def test_cookies_do_not_travel_between_notifications() -> None:
     finally:
         await delivery.close()
     assert cookies == [None, None]
+
+
+async def test_an_unexpected_error_fails_the_job_and_the_queue_goes_on() -> None:
+    got: list[int] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        got.append(orjson.loads(await request.read())["n"])
+        return web.Response(status=204)
+
+    outcomes = Outcomes()
+    delivery = HttpDelivery(outcomes)
+    real_send = delivery._send
+
+    async def broken_once(job: Job) -> tuple[bool, str | None]:
+        if job.seq == 0:
+            raise RuntimeError("a bug")
+        return await real_send(job)
+
+    delivery._send = broken_once  # type: ignore[method-assign]
+    try:
+        async with receiver(handle) as base:
+            for n in range(3):
+                delivery.submit(job(f"{base}/x", "s", n))
+            await outcomes.wait(3)
+    finally:
+        await delivery.close()
+    assert [(n, ok) for _, n, ok, _ in outcomes.items] == [(0, False), (1, True), (2, True)] and got == [1, 2]

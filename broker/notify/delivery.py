@@ -185,8 +185,14 @@ class HttpDelivery(Queues):
         url = queue.jobs[0].url
         name = self._endpoint_of.get(url)
         if name is None:
-            parsed = URL(url)
-            name = self._endpoint_of[url] = f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+            try:
+                parsed = URL(url)
+                name = f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+            except ValueError:  # not a URL aiohttp can use: its POST fails, as a failure of this job
+                name = url
+            if len(self._endpoint_of) >= 10_000:  # (URLs of deleted subscriptions stay: forget them at times)
+                self._endpoint_of.clear()
+            self._endpoint_of[url] = name
         endpoint = self._endpoints.get(name)
         if endpoint is None:
             endpoint = self._endpoints[name] = _Endpoint()
@@ -210,7 +216,11 @@ class HttpDelivery(Queues):
         """One attempt at the queue's oldest job; then the queue goes back in line, waits for its retry, or
         is done."""
         job = queue.jobs[0]
-        retry, reason = await self._send(job)
+        try:
+            retry, reason = await self._send(job)
+        except Exception as exc:  # a bug must not leave the queue lined up for good
+            log.exception("notification for subscription %s to %s", job.sub_id, job.url)
+            retry, reason = False, f"{type(exc).__name__}: {exc}"
         if self._queues.get(key) is not queue:
             return  # discarded while in flight: the dispatcher has forgotten it
         self.trouble(queue, reason is not None)
