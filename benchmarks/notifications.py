@@ -84,7 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: 1,000 subscriptions, 5 s + 1 s warm-up")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the rows and per-scenario details to FILE")
     p.add_argument("--profile", type=Path, metavar="DIR",
-                   help="run scenarios 1, 1b and 3 once more (not counted) under py-spy (each broker worker) into DIR")
+                   help="run scenarios 1, 1b and 3 (those of --scenarios) once more, not counted, under py-spy "
+                        "(each broker worker) into DIR")
     args = p.parse_args(argv)
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:

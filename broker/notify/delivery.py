@@ -135,9 +135,9 @@ class HttpDelivery(Queues):
     """Each endpoint has at most ``per_endpoint`` sender tasks; a sender takes the next subscription that has a
     notification to send and none in flight, sends its oldest and puts it back at the end of the line if it
     holds more. So a subscription has at most one request in flight (its order is kept), the endpoint's
-    subscriptions take turns, and a retry's backoff holds no sender. (A task per subscription, all waiting
-    for the connector's ``per_endpoint`` connections, cost twice the CPU per request at 10,000 subscriptions:
-    aiohttp wakes waiters one by one through futures.)"""
+    subscriptions take turns, and a retry's backoff holds no sender. (Before, a task per subscription waited
+    for the connector's ``per_endpoint`` connections: 20,000 queued POSTs cost ~190 µs of CPU each that way
+    against ~102 µs from long-lived senders, though the notification benchmark showed no difference.)"""
 
     def __init__(self, on_outcome: Outcome, *, per_endpoint: int = 32, max_queue: int = 10_000,
                  default_timeout: float = 10.0) -> None:
