@@ -257,19 +257,20 @@ def backends(database: str) -> list[int]:
     return found
 
 
-def wait_idle(broker: BrokerProcess, timeout: float = 600.0, busy: float = 0.3) -> float:
-    """Wait until the broker's processes used less than ``busy`` of a core in each of two consecutive
-    seconds (idle, their timers cost ~0.15-0.2 of a core on this machine); e.g. until its subscription
-    registries have loaded what was just created. The seconds waited."""
+def wait_idle(broker: BrokerProcess, timeout: float = 600.0, busy: float = 0.3, machine: float = 0.6) -> float:
+    """Wait until the broker's processes used less than ``busy`` of a core, and the whole machine less than
+    ``machine`` cores, in each of two consecutive seconds (idle, the broker's timers cost ~0.15-0.2 of a core
+    on this machine); e.g. until its subscription registries have loaded what was just created, and until
+    what the previous scenario left to PostgreSQL (an autovacuum of its writes) is over. The seconds waited."""
     assert broker.proc is not None
     pids = [broker.proc.pid, *children(broker.proc.pid)]
     t0, quiet = time.monotonic(), 0
-    before = cpu_seconds(pids)
+    before, machine_before = cpu_seconds(pids), machine_busy_seconds()
     while time.monotonic() - t0 < timeout and quiet < 2:
         time.sleep(1.0)
-        now = cpu_seconds(pids)
-        quiet = quiet + 1 if now - before < busy else 0
-        before = now
+        now, machine_now = cpu_seconds(pids), machine_busy_seconds()
+        quiet = quiet + 1 if now - before < busy and machine_now - machine_before < machine else 0
+        before, machine_before = now, machine_now
     return round(time.monotonic() - t0, 1)
 
 

@@ -58,11 +58,13 @@ async def http_client() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def subscribe(http: aiohttp.ClientSession, base: str, url: str, type_: str) -> None:
+async def subscribe(http: aiohttp.ClientSession, base: str, url: str, type_: str) -> str:
+    """Subscribe to ``type_``'s entities; the subscription's id."""
     sub = {"type": "Subscription", "entities": [{"type": type_}], "notification": {
         "format": "keyValues", "attributes": ["n"], "endpoint": {"uri": url}}}
     async with http.post(base + API + "/subscriptions", json=sub) as reply:
         assert reply.status == 201, await reply.text()
+        return reply.headers["Location"].rsplit("/", 1)[-1]
 
 
 async def write(http: aiohttp.ClientSession, base: str, entity_id: str, n: int) -> None:
@@ -128,6 +130,42 @@ async def test_two_processes_share_without_duplicates(dsn: str, http_client: aio
         assert await wait_for(lambda: owed <= set(receiver.got), 20), sorted(owed - set(receiver.got))[:10]
         await asyncio.sleep(0.5)
         assert {k: v for k, v in receiver.got.items() if len(v) > 1} == {}
+    finally:
+        broker.stop()
+        await runner.cleanup()
+
+
+async def test_subscription_changes_are_in_force_in_every_process_at_once(dsn: str,
+                                                                           http_client: aiohttp.ClientSession
+                                                                           ) -> None:
+    """Two worker processes, each request on a new connection (the kernel hands them to either): a
+    subscription created, paused or deleted through one process is in force for the next write answered after
+    it, whichever process answers the write and whichever owns the subscription's partition."""
+    receiver, runner = await start_receiver(delay=0)
+    broker = BrokerProcess(dsn, args=["--workers", "2"]).start()
+    try:
+        not_owed = set()
+        for k in range(24):
+            type_ = f"Fresh{k}"
+            sub_id = await subscribe(http_client, broker.url, receiver.url, type_)
+            entity_id = f"urn:ngsi-ld:{type_}:1"
+            body = {"id": entity_id, "type": type_, "n": {"type": "Property", "value": 0}}
+            async with http_client.post(broker.url + API + "/entities", json=body) as reply:
+                assert reply.status == 201
+            # a pause or deletion is in force for the writes after it, not for those already answered (the
+            # dispatcher matches a change against the subscriptions as they are when it reads the change)
+            assert await wait_for(lambda: (entity_id, 0) in receiver.got, 10), f"{entity_id} not notified"
+            if k % 2:
+                async with http_client.patch(broker.url + API + f"/subscriptions/{sub_id}",
+                                             json={"type": "Subscription", "isActive": False}) as reply:
+                    assert reply.status == 204
+            else:
+                async with http_client.delete(broker.url + API + f"/subscriptions/{sub_id}") as reply:
+                    assert reply.status == 204
+            await write(http_client, broker.url, entity_id, 1)
+            not_owed.add((entity_id, 1))
+        await asyncio.sleep(1.0)  # what a stale registry would send arrives within this
+        assert not_owed.isdisjoint(receiver.got), sorted(not_owed & set(receiver.got))
     finally:
         broker.stop()
         await runner.cleanup()
