@@ -16,7 +16,8 @@ from ..model import operations, values
 from ..model.entity import ENTITY_MEMBERS, attribute_iri, parse_entity
 from ..query.types import parse_types, type_holds
 from ..services import broker_of
-from .http import GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content, read_json, tenant_of
+from .http import (GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content, read_json,
+                   tenant_of)
 from .params import (
     REPRESENTATION_OPTIONS,
     body_object,

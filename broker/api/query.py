@@ -267,24 +267,26 @@ def _page_links(request: Request, query: EntityQuery, returned: int, total: int 
 
 
 def page_links(request: Request, limit: int, offset: int, returned: int, total: int | None,
-               media: str = "application/json") -> list[str]:
-    """rel=prev / rel=next links when there are other pages (next only if this page was full)."""
+               media: str = "application/json", *, request_order: bool = False) -> list[str]:
+    """rel=prev / rel=next links when there are other pages (next only if this page was full); the
+    parameters in name order, or with ``request_order`` in the request's (ETSI 037_11 expects that)."""
     if request.method != "GET" or limit == 0:
         return []
     params = dict(request.query_params)
     links = []
     if offset > 0:
         params["offset"] = str(max(0, offset - limit))
-        links.append(f'<{request.url.path}?{_query_string(params)}>; rel="prev"; type="{media}"')
+        links.append(f'<{request.url.path}?{_query_string(params, request_order)}>; rel="prev"; type="{media}"')
     more = total > offset + returned if total is not None else returned == limit
     if more:
         params["offset"] = str(offset + limit)
-        links.append(f'<{request.url.path}?{_query_string(params)}>; rel="next"; type="{media}"')
+        links.append(f'<{request.url.path}?{_query_string(params, request_order)}>; rel="next"; type="{media}"')
     return links
 
 
-def _query_string(params: dict[str, str]) -> str:
-    """Parameters in name order, percent-encoding only what a query component cannot hold as it is."""
-    return "&".join(f"{quote(k, safe='')}={quote(v, safe=':/*,;$@!()')}" for k, v in sorted(params.items()))
+def _query_string(params: dict[str, str], request_order: bool = False) -> str:
+    """Parameters in name order (or as given), percent-encoding only what a query component cannot hold."""
+    items = params.items() if request_order else sorted(params.items())
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe=':/*,;$@!()')}" for k, v in items)
 
 

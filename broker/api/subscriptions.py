@@ -21,7 +21,8 @@ from ..services import broker_of
 from ..subscriptions.model import (apply_patch, parse_subscription, parse_subscription_q, render_subscription,
                                    status_of)
 from ..subscriptions.store import stats_of
-from .http import JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content, read_json, tenant_of
+from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content,
+                   read_json, tenant_of)
 from .params import bool_param, check_params, link_context, now, options_of
 from .query import int_param, page_links
 from .render import base_url, context_headers

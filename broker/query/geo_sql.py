@@ -352,3 +352,9 @@ def near_boxes(box: Box, metres: float) -> list[Box]:
     if east > 180.0:
         out.append((-180.0, south, east - 360.0, north))
     return out
+
+
+def geometry_test(geo: "GeoQuery", value: str, args: list[Any], *, postgis: bool = False) -> str:
+    """A SQL boolean (never NULL) on ``value``, a SQL expression of a GeoJSON geometry (jsonb): whether it
+    stands in the relation ``geo`` asks for (a Context Source Registration's ``location``, say). No index."""
+    return f"COALESCE({_Compiler(geo, args, postgis).value_test(value)}, false)"

@@ -22,6 +22,7 @@ Storage layout (what the query, notification and temporal issues build on):
   (``broker.store.changes``): the durable record a notification dispatcher and a temporal history consume.
 * ``ngsild.subscriptions`` (every tenant's, ``broker.subscriptions``) and ``ngsild.dispatch_cursors`` (how far
   each notification partition has handled the change log, ``broker.notify.dispatcher``).
+* ``ngsild.registrations``: every tenant's Context Source Registrations (``broker.registrations``).
 """
 
 from __future__ import annotations
@@ -133,6 +134,19 @@ INSERT INTO ngsild.history_cursor (pos) SELECT coalesce(max(seq), 0) FROM ngsild
 """),
     (8, "geo-query box as a PL/pgSQL function (broker.store.geo_functions)", GEO_BBOX),
     (9, "geo point location as a PL/pgSQL function (broker.store.geo_functions)", GEO_LOCATE),
+    (10, "context source registrations", """
+-- Context Source Registrations of every tenant (broker.registrations); body: the stored form, context: the
+-- @context the registration was written with.
+CREATE TABLE ngsild.registrations (
+    tenant text NOT NULL,
+    id text NOT NULL,
+    body jsonb NOT NULL,
+    context jsonb,
+    created_at timestamptz NOT NULL,
+    modified_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+"""),
 ]
 
 TENANT: list[tuple[int, str, str]] = [
