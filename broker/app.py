@@ -86,7 +86,8 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         if settings.history:
             recorder.start()
         app.state.broker = Broker(settings, pool, tenants, contexts, entities, BatchStore(entities), indexes,
-                                  subscriptions, postgis, dispatcher, recorder if settings.history else None)
+                                  subscriptions, postgis, dispatcher, recorder if settings.history else None,
+                                  str(await pool.fetchval("SELECT id FROM ngsild.source_identity")))
         pruner = asyncio.create_task(changes.prune_forever(pool, settings.change_retention_seconds,
                                                            settings.history))
         upkeep = asyncio.create_task(tables.maintain_forever(pool, tenants.schemas, settings.history_retention_days))

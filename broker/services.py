@@ -30,6 +30,7 @@ class Broker:
     postgis: bool = False  # the database has PostGIS (geo-queries use it; same answers without)
     dispatcher: Any = None  # broker.notify.dispatcher.Dispatcher (its unflushed counters complete reads)
     recorder: Any = None  # broker.temporal.recorder.Recorder, with history on
+    source_id: str = ""  # this installation's identity (ngsild.source_identity), for /info/sourceIdentity
 
 
 def broker_of(request: Request) -> Broker:

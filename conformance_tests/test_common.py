@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from typing import Any
 
 import pytest
@@ -365,3 +366,19 @@ async def test_unicode_names_round_trip(ngsi: Ngsi) -> None:
     await ngsi.create_ok(ent)
     got = await ngsi.fetch(ent["id"])
     assert got["type"] == "Škola" and got["výška_1"] == prop(7)
+
+
+async def test_source_identity(ngsi: Ngsi) -> None:
+    """5.15.1 / 5.2.40: the broker's identity; its alias identifies the tenant too, and is stable."""
+    reply = await ngsi.request("GET", "/info/sourceIdentity")
+    assert reply.status == 200, reply
+    body = reply.json
+    assert body["type"] == "ContextSourceIdentity" and body["id"].startswith("urn:")
+    assert re.fullmatch(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?!$)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?",
+                        body["contextSourceUptime"])
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", body["contextSourceTimeAt"])
+    tenant_a = (await ngsi.request("GET", "/info/sourceIdentity", tenant="alias-a")).json["contextSourceAlias"]
+    tenant_b = (await ngsi.request("GET", "/info/sourceIdentity", tenant="alias-b")).json["contextSourceAlias"]
+    again = (await ngsi.request("GET", "/info/sourceIdentity", tenant="alias-a")).json["contextSourceAlias"]
+    assert len({body["contextSourceAlias"], tenant_a, tenant_b}) == 3 and again == tenant_a
+    problem(await ngsi.request("GET", "/info/sourceIdentity", accept="application/xml"), 406)

@@ -7,8 +7,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from .. import __version__
-from . import (attributes, batch, contexts, discovery, entities, query, registrations, subscriptions, temporal,
-               temporal_write)
+from . import (attributes, batch, contexts, discovery, entities, info, query, registrations, subscriptions,
+               temporal, temporal_write)
 from .http import json_response
 from .resource import Handler, resource
 from ..services import broker_of
@@ -68,6 +68,7 @@ def routes() -> list[Route | Mount]:
         temporal_resource("/temporal/entityOperations/query", POST=temporal.query_temporal_post),
         *subscriptions.routes,
         *registrations.routes,
+        *info.routes,
         *contexts.routes,
         *discovery.routes,
     ]

@@ -147,6 +147,15 @@ CREATE TABLE ngsild.registrations (
     PRIMARY KEY (tenant, id)
 );
 """),
+    (11, "context source identity", """
+-- This broker installation's identity (5.2.40 ContextSourceIdentity, broker.api.info): drawn once, shared by
+-- every process on the database, stable across restarts.
+CREATE TABLE ngsild.source_identity (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    id uuid NOT NULL DEFAULT gen_random_uuid()
+);
+INSERT INTO ngsild.source_identity DEFAULT VALUES;
+"""),
 ]
 
 TENANT: list[tuple[int, str, str]] = [
