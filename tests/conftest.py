@@ -21,6 +21,8 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
+from broker.config import Settings
+from broker.jsonld import ContextResolver
 from broker.store import db as store_db, schema
 from broker.testing import BrokerProcess, fresh_database, server_dsn
 from geo_support import Db
@@ -86,3 +88,12 @@ async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await store_db.create_pool(database_dsn, 8)
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def resolver() -> AsyncIterator[ContextResolver]:
+    """A context resolver that never fetches (the shipped and local contexts only), for tests without HTTP."""
+    r = ContextResolver(Settings(context_fetch_remote=False), None)
+    await r.start()
+    yield r
+    await r.close()

@@ -5,14 +5,12 @@ accepted or refused with an NgsiError (never another exception), and the matchin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.config import Settings
 from broker.errors import NgsiError
 from broker.jsonld import Context, ContextResolver
 from broker.query.q import parse_q
@@ -28,13 +26,6 @@ USER_CONTEXT = {"Shop": EX + "Shop", "Van": EX + "Van", "stock": EX + "stock", "
                 "level": EX + "level"}
 HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-
-@pytest.fixture(scope="module")
-async def resolver() -> AsyncIterator[ContextResolver]:
-    r = ContextResolver(Settings(context_fetch_remote=False), None)
-    await r.start()
-    yield r
-    await r.close()
 
 
 @pytest.fixture

@@ -8,12 +8,10 @@ context can compact (names, types, vocab / objectType / valueType, compound valu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from broker.config import Settings
 from broker.errors import NgsiError
 from broker.jsonld import Context, ContextResolver
 from broker.model.entity import parse_entity
@@ -31,13 +29,6 @@ USER_CONTEXT = {"Vehicle": EX + "Vehicle", "speed": EX + "speed", "street": EX +
                 "route": EX + "route", "City": EX + "City", "depths": EX + "depths", "info": EX + "info",
                 "name": EX + "name", "address": EX + "address", "city": EX + "city", "unitName": EX + "unitName"}
 
-
-@pytest.fixture(scope="module")
-async def resolver() -> AsyncIterator[ContextResolver]:
-    r = ContextResolver(Settings(context_fetch_remote=False), None)
-    await r.start()
-    yield r
-    await r.close()
 
 
 @pytest.fixture

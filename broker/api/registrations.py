@@ -6,7 +6,6 @@ query, retrieve, update and delete Context Source Registrations. Validation and 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 from uuid import uuid4
@@ -27,11 +26,11 @@ from ..registrations.match import RegistrationFilter
 from ..registrations.model import apply_patch, parse_registration, render_registration
 from ..services import broker_of
 from ..temporal.params import parse_temporal
-from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content,
+from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
                    read_json, tenant_of)
 from .params import bool_param, check_params, link_context, list_param, now, options_of
 from .query import geo_of, int_param, page_links, parse_q_param
-from .render import context_headers
+from .render import context_response
 from .resource import resource
 
 PATH = "/ngsi-ld/v1/csourceRegistrations"
@@ -66,17 +65,6 @@ async def create_registration(request: Request) -> Response:
     return Response(status_code=201, headers={"Location": f"{PATH}/{quote(reg_id, safe=':')}"})
 
 
-async def _respond(request: Request, data: Any, media: str, ctx: Context,
-                   headers: dict[str, str] | None = None) -> Response:
-    out_headers = dict(headers or {})
-    for name, value in (await context_headers(request, ctx, media)).items():
-        out_headers[name] = f"{value}, {out_headers[name]}" if name in out_headers else value
-    if media == LD_JSON:
-        for item in data if isinstance(data, list) else [data]:
-            item["@context"] = ctx.raw if ctx.raw is not None else broker_of(request).contexts.core.raw
-    return json_response(data, headers=out_headers, media=media)
-
-
 def _render(row: Any, ctx: Context, sys_attrs: bool) -> dict[str, Any]:
     return render_registration(row["body"], ctx, iso(row["created_at"]), iso(row["modified_at"]),
                                sys_attrs=sys_attrs)
@@ -94,7 +82,7 @@ async def retrieve_registration(request: Request) -> Response:
     if row is None:
         raise not_found(f"registration {reg_id} does not exist")
     ctx = await link_context(request)
-    return await _respond(request, _render(row, ctx, sys_attrs), media, ctx)
+    return await context_response(request, _render(row, ctx, sys_attrs), media, ctx)
 
 
 def _filter_of(request: Request, ctx: Context) -> tuple[RegistrationFilter, GeoQuery | None]:
@@ -106,7 +94,7 @@ def _filter_of(request: Request, ctx: Context) -> tuple[RegistrationFilter, GeoQ
     found = RegistrationFilter(
         types=parse_types(type_expr) if type_expr else None, type_iri=ctx.expand_term,
         ids=[values.check_uri(i, "id") for i in ids] if ids else None,
-        id_pattern=_pattern(params.get("idPattern")),
+        id_pattern=values.check_regex(params["idPattern"], "idPattern") if params.get("idPattern") else None,
         attrs=[ctx.expand_term(a) for a in attrs] if attrs else None)
     q, csf = parse_q_param(params.get("q")), parse_q_param(params.get("csf"))
     found.q = q_matcher(q, ctx) if q is not None else None
@@ -123,16 +111,6 @@ def _filter_of(request: Request, ctx: Context) -> tuple[RegistrationFilter, GeoQ
         raise bad_request("a registration query needs at least one of id, idPattern, type, attrs, q, csf, "
                           "scopeQ, a geo-query or a temporal query")
     return found, geo
-
-
-def _pattern(text: str | None) -> str | None:
-    if not text:
-        return None
-    try:
-        re.compile(text)
-    except re.error as exc:
-        raise bad_request(f"idPattern is not a valid regular expression: {exc}") from None
-    return text
 
 
 async def query_registrations(request: Request) -> Response:
@@ -158,7 +136,7 @@ async def query_registrations(request: Request) -> Response:
     links = page_links(request, limit, offset, len(page), len(matched), LD_JSON, request_order=True)
     if links:
         headers["Link"] = ", ".join(links)
-    return await _respond(request, [_render(r, ctx, sys_attrs) for r in page], media, ctx, headers)
+    return await context_response(request, [_render(r, ctx, sys_attrs) for r in page], media, ctx, headers)
 
 
 def _expired(reg: dict[str, Any], stamp: Any) -> bool:

@@ -129,3 +129,16 @@ def _respond(request: Request, rendered: list[tuple[dict[str, Any], Any]], ctx: 
             entity["@context"] = ctx.raw
     return json_response(entities[0] if single and len(entities) == 1 else entities, headers=headers,
                          media=media or JSON)
+
+
+async def context_response(request: Request, data: Any, media: str, ctx: Context,
+                           headers: dict[str, str] | None = None) -> Response:
+    """``data`` (an object or a list of objects that are not entities: subscriptions, registrations) as JSON
+    with the context in a ``Link`` header, or as JSON-LD with ``@context`` in each object."""
+    out_headers = dict(headers or {})
+    for name, value in (await context_headers(request, ctx, media)).items():
+        out_headers[name] = f"{value}, {out_headers[name]}" if name in out_headers else value
+    if media == LD_JSON:
+        for item in data if isinstance(data, list) else [data]:
+            item["@context"] = ctx.raw if ctx.raw is not None else broker_of(request).contexts.core.raw
+    return json_response(data, headers=out_headers, media=media)

@@ -21,11 +21,11 @@ from ..services import broker_of
 from ..subscriptions.model import (apply_patch, parse_subscription, parse_subscription_q, render_subscription,
                                    status_of)
 from ..subscriptions.store import stats_of
-from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, json_response, negotiate, no_content,
+from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
                    read_json, tenant_of)
 from .params import bool_param, check_params, link_context, now, options_of
 from .query import int_param, page_links
-from .render import base_url, context_headers
+from .render import base_url, context_response
 from .resource import resource
 
 PATCH_ATTEMPTS = 3
@@ -80,15 +80,7 @@ async def create_subscription(request: Request) -> Response:
 
 async def _respond(request: Request, data: Any, headers: dict[str, str] | None = None) -> Response:
     media = negotiate(request, (JSON, LD_JSON))
-    ctx = await link_context(request)
-    out_headers = dict(headers or {})
-    for name, value in (await context_headers(request, ctx, media)).items():
-        out_headers[name] = f"{value}, {out_headers[name]}" if name in out_headers else value
-    if media == LD_JSON:
-        items = data if isinstance(data, list) else [data]
-        for item in items:
-            item["@context"] = ctx.raw if ctx.raw is not None else broker_of(request).contexts.core.raw
-    return json_response(data, headers=out_headers, media=media)
+    return await context_response(request, data, media, await link_context(request), headers)
 
 
 def _stats(request: Request, row: Any) -> dict[str, Any]:

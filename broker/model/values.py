@@ -175,6 +175,28 @@ def check_uri(value: Any, where: str, *, allow_null: bool = False) -> str:
     raise bad_request(f"{where}: {_uri_problem(value)}")
 
 
+def check_regex(value: Any, where: str) -> str:
+    """A non-empty regular expression that compiles (an idPattern)."""
+    if not isinstance(value, str) or not value:
+        raise bad_request(f"{where} must be a non-empty regular expression")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise bad_request(f"{where} is not a valid regular expression: {exc}") from None
+    return value
+
+
+def check_key_values(value: Any, where: str) -> list[dict[str, str]]:
+    """5.2.22 KeyValuePair array: ``[{"key": string, "value": string}, ...]``, not empty."""
+    if not isinstance(value, list) or not value:
+        raise bad_request(f"{where} must be a non-empty array of key-value pairs")
+    for pair in value:
+        if not isinstance(pair, dict) or set(pair) != {"key", "value"} or not isinstance(pair["key"], str) \
+                or not isinstance(pair["value"], str) or not pair["key"]:
+            raise bad_request(f"{where}: every entry must be {{\"key\": string, \"value\": string}}")
+    return value
+
+
 def check_dataset_id(value: Any, where: str) -> str | None:
     """``datasetId``: a URI, or ``"@none"`` for the default instance (4.5.5.1) -- returned as None."""
     if value == "@none" and type(value) is _str:

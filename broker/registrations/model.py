@@ -14,7 +14,6 @@ refused and rewrite the GeoJSON of ``location``.
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from ..errors import NgsiError, bad_request
@@ -175,7 +174,7 @@ def _entity_info(raw: Any, ctx: Context, where: str) -> dict[str, Any]:
     if "id" in raw:
         out["id"] = values.check_uri(raw["id"], f"{where}.id")
     if "idPattern" in raw:
-        out["idPattern"] = _pattern(raw["idPattern"], f"{where}.idPattern")
+        out["idPattern"] = values.check_regex(raw["idPattern"], f"{where}.idPattern")
     out["type"] = expanded
     return out
 
@@ -195,16 +194,6 @@ def _name(raw: Any, ctx: Context, where: str) -> str:
     if not isinstance(iri, str) or iri.startswith("@"):
         raise bad_request(f"{where}: {raw!r} is not an attribute name")
     return iri
-
-
-def _pattern(raw: Any, where: str) -> str:
-    if not isinstance(raw, str) or not raw:
-        raise bad_request(f"{where} must be a non-empty regular expression")
-    try:
-        re.compile(raw)
-    except re.error as exc:
-        raise bad_request(f"{where} is not a valid regular expression: {exc}") from None
-    return raw
 
 
 def _endpoint(raw: Any, ctx: Context) -> str:
@@ -238,14 +227,7 @@ def _geometry(name: str):  # type: ignore[no-untyped-def]
 
 
 def _key_values(raw: Any, ctx: Context) -> list[dict[str, str]]:
-    """5.2.22 KeyValuePair: ``{"key": string, "value": string}``."""
-    if not isinstance(raw, list) or not raw:
-        raise bad_request("contextSourceInfo must be a non-empty array of key-value pairs")
-    for pair in raw:
-        if not isinstance(pair, dict) or set(pair) != {"key", "value"} or not isinstance(pair["key"], str) \
-                or not isinstance(pair["value"], str) or not pair["key"]:
-            raise bad_request("contextSourceInfo: every entry must be {\"key\": string, \"value\": string}")
-    return raw
+    return values.check_key_values(raw, "contextSourceInfo")
 
 
 def _scope(raw: Any, ctx: Context) -> Any:

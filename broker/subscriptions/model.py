@@ -152,20 +152,8 @@ def _selector(raw: Any, ctx: Context, i: int) -> dict[str, Any]:
     if "id" in raw:
         out["id"] = values.check_uri(raw["id"], f"{where}.id")
     if "idPattern" in raw:
-        out["idPattern"] = _pattern(raw["idPattern"], f"{where}.idPattern")
+        out["idPattern"] = values.check_regex(raw["idPattern"], f"{where}.idPattern")
     return out
-
-
-def _pattern(raw: Any, where: str) -> str:
-    import re
-
-    if not isinstance(raw, str) or not raw:
-        raise bad_request(f"{where} must be a non-empty regular expression")
-    try:
-        re.compile(raw)
-    except re.error as exc:
-        raise bad_request(f"{where} is not a valid regular expression: {exc}") from None
-    return raw
 
 
 def type_text(expr: TypeExpr, rename: Any) -> str:
@@ -326,7 +314,7 @@ def _endpoint(raw: Any) -> dict[str, Any]:
             out[name] = _positive(f"notification.endpoint.{name}")(raw[name], None)  # type: ignore[arg-type]
     for name in ("receiverInfo", "notifierInfo"):
         if name in raw:
-            out[name] = _key_values(raw[name], f"notification.endpoint.{name}")
+            out[name] = values.check_key_values(raw[name], f"notification.endpoint.{name}")
     if scheme in ("mqtt", "mqtts"):  # topic, QoS and version must be usable before anything is notified
         from ..notify.mqtt import parse_endpoint
 
@@ -335,17 +323,6 @@ def _endpoint(raw: Any) -> dict[str, Any]:
         except ValueError as exc:
             raise bad_request(f"notification.endpoint: {exc}") from None
     return out
-
-
-def _key_values(raw: Any, where: str) -> list[dict[str, str]]:
-    """5.2.22 KeyValuePair: ``{"key": string, "value": string}``."""
-    if not isinstance(raw, list) or not raw:
-        raise bad_request(f"{where} must be a non-empty array of key-value pairs")
-    for pair in raw:
-        if not isinstance(pair, dict) or set(pair) != {"key", "value"} or not isinstance(pair["key"], str) \
-                or not isinstance(pair["value"], str) or not pair["key"]:
-            raise bad_request(f"{where}: every entry must be {{\"key\": string, \"value\": string}}")
-    return raw
 
 
 _MEMBERS = {
