@@ -64,8 +64,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 async def counters(ngsi: Ngsi, sub_id: str, name: str, value: int) -> dict[str, Any]:
     """The subscription's notification member once ``name`` reached ``value`` (the broker records a delivery
-    just after the receiver has answered it)."""
-    for _ in range(50):
+    just after the receiver has answered it; a failure only after its retries: a 200 ms timeout and the
+    backoff of 0.25 + 0.5 + 1 s make ~2.6 s), waiting at most ~10 s."""
+    for _ in range(200):
         stats = (await ngsi.request("GET", path(sub_id))).json["notification"]
         if stats.get(name, 0) >= value:
             return stats
