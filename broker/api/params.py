@@ -212,6 +212,16 @@ def now() -> tuple[str, datetime]:
     return iso(moment), moment
 
 
+def member_path_id(request: Request, what: str) -> str:
+    """The id in ``/{collection}/{id}`` (path parameter ``id``): a URI; empty (``/{collection}/``, the
+    collection itself, which has no PATCH / DELETE) is 405."""
+    raw = request.path_params["id"]
+    if not raw:
+        raise NgsiError("MethodNotAllowed", f"a {what} id is required here", status=405,
+                        title="Method not allowed", headers={"Allow": "GET, POST"})
+    return values.check_uri(raw, f"{what} id")
+
+
 def entity_path_id(request: Request) -> str:
     from ..model.entity import check_entity_id
 

@@ -28,7 +28,7 @@ from ..services import broker_of
 from ..temporal.params import parse_temporal
 from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
                    read_json, tenant_of)
-from .params import bool_param, check_params, link_context, list_param, now, options_of
+from .params import bool_param, check_params, link_context, list_param, member_path_id, now, options_of
 from .query import geo_of, int_param, page_links, parse_q_param
 from .render import context_response
 from .resource import resource
@@ -39,14 +39,6 @@ QUERY_PARAMS = ("id", "type", "idPattern", "attrs", "q", "csf", "scopeQ", "geore
                 "geoproperty", "timeproperty", "timerel", "timeAt", "endTimeAt", "geometryProperty", "lang",
                 "options", "limit", "offset", "count", "local")
 GEO_MEMBERS = ("location", "observationSpace", "operationSpace")
-
-
-def _reg_id(request: Request) -> str:
-    raw = request.path_params["reg_id"]
-    if not raw:  # "/csourceRegistrations/": the collection, which has no PATCH / DELETE
-        raise NgsiError("MethodNotAllowed", "a registration id is required here", status=405,
-                        title="Method not allowed", headers={"Allow": "GET, POST"})
-    return values.check_uri(raw, "registration id")
 
 
 async def create_registration(request: Request) -> Response:
@@ -74,7 +66,7 @@ async def retrieve_registration(request: Request) -> Response:
     check_params(request, ("options", "local", "lang"))
     broker = broker_of(request)
     tenant = tenant_of(request)
-    reg_id = _reg_id(request)
+    reg_id = member_path_id(request, "registration")
     sys_attrs = "sysAttrs" in options_of(request, ("sysAttrs",))
     media = negotiate(request, (JSON, LD_JSON))  # 406 before anything is looked up
     await broker.tenants.schema(tenant, create=False)
@@ -126,7 +118,7 @@ async def query_registrations(request: Request) -> Response:
     await broker.tenants.schema(tenant, create=False)
     rows = await store.candidates(broker.pool, tenant, geo, geo.geoproperty if geo else "location",
                                   postgis=broker.postgis)
-    stamp = values.to_datetime(now()[0])
+    stamp = now()[1]
     matched = [r for r in rows if not _expired(r["body"], stamp)
                and wanted.matches(r["body"], ctx, iso(r["created_at"]), iso(r["modified_at"]))]
     page = matched[offset:offset + limit]
@@ -148,7 +140,7 @@ async def update_registration(request: Request) -> Response:
     check_params(request, ())
     broker = broker_of(request)
     tenant = tenant_of(request)
-    reg_id = _reg_id(request)
+    reg_id = member_path_id(request, "registration")
     body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes,
                                   allowed=(JSON, LD_JSON, MERGE_PATCH))
     ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
@@ -166,7 +158,7 @@ async def update_registration(request: Request) -> Response:
 async def delete_registration(request: Request) -> Response:
     check_params(request, ())
     broker = broker_of(request)
-    reg_id = _reg_id(request)
+    reg_id = member_path_id(request, "registration")
     if not await store.delete(broker.pool, tenant_of(request), reg_id):
         raise not_found(f"registration {reg_id} does not exist")
     return no_content()
@@ -174,6 +166,6 @@ async def delete_registration(request: Request) -> Response:
 
 routes = [
     resource("/csourceRegistrations", GET=query_registrations, POST=create_registration),
-    resource("/csourceRegistrations/{reg_id:path}", GET=retrieve_registration, PATCH=update_registration,
+    resource("/csourceRegistrations/{id:path}", GET=retrieve_registration, PATCH=update_registration,
              DELETE=delete_registration),
 ]

@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import NgsiError, not_found
-from ..model import values
 from ..query import Match, database_error
 from ..query.q import terms
 from ..services import broker_of
@@ -23,20 +22,12 @@ from ..subscriptions.model import (apply_patch, parse_subscription, parse_subscr
 from ..subscriptions.store import stats_of
 from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
                    read_json, tenant_of)
-from .params import bool_param, check_params, link_context, now, options_of
+from .params import bool_param, check_params, link_context, member_path_id, now, options_of
 from .query import int_param, page_links
 from .render import base_url, context_response
 from .resource import resource
 
 PATCH_ATTEMPTS = 3
-
-
-def _sub_id(request: Request) -> str:
-    raw = request.path_params["sub_id"]
-    if not raw:  # "/subscriptions/": the collection, which has no PATCH / DELETE
-        raise NgsiError("MethodNotAllowed", "a subscription id is required here", status=405,
-                        title="Method not allowed", headers={"Allow": "GET, POST"})
-    return values.check_uri(raw, "subscription id")
 
 
 async def _check_in_context(request: Request, sub: dict[str, Any], ctx: Any, tenant: str) -> None:
@@ -115,7 +106,7 @@ async def retrieve_subscription(request: Request) -> Response:
     check_params(request, ("options",))
     broker = broker_of(request)
     tenant = tenant_of(request)
-    sub_id = _sub_id(request)
+    sub_id = member_path_id(request, "subscription")
     sys_attrs = "sysAttrs" in options_of(request, ("sysAttrs",))
     negotiate(request, (JSON, LD_JSON))  # 406 before anything is looked up
     row = await broker.subscriptions.get(tenant, sub_id)
@@ -131,7 +122,7 @@ async def update_subscription(request: Request) -> Response:
     check_params(request, ())
     broker = broker_of(request)
     tenant = tenant_of(request)
-    sub_id = _sub_id(request)
+    sub_id = member_path_id(request, "subscription")
     body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes,
                                   allowed=(JSON, LD_JSON, MERGE_PATCH))
     raw_context = body_context(body, ctype, request)
@@ -154,7 +145,7 @@ async def update_subscription(request: Request) -> Response:
 async def delete_subscription(request: Request) -> Response:
     check_params(request, ())
     broker = broker_of(request)
-    sub_id = _sub_id(request)
+    sub_id = member_path_id(request, "subscription")
     if not await broker.subscriptions.delete(tenant_of(request), sub_id):
         raise not_found(f"subscription {sub_id} does not exist")
     return no_content()
@@ -162,6 +153,6 @@ async def delete_subscription(request: Request) -> Response:
 
 routes = [
     resource("/subscriptions", GET=query_subscriptions, POST=create_subscription),
-    resource("/subscriptions/{sub_id:path}", GET=retrieve_subscription, PATCH=update_subscription,
+    resource("/subscriptions/{id:path}", GET=retrieve_subscription, PATCH=update_subscription,
              DELETE=delete_subscription),
 ]

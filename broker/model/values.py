@@ -175,6 +175,13 @@ def check_uri(value: Any, where: str, *, allow_null: bool = False) -> str:
     raise bad_request(f"{where}: {_uri_problem(value)}")
 
 
+def check_text(value: Any, where: str) -> str:
+    """A string with something besides white space in it (a name, a description)."""
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request(f"{where} must be a non-empty string")
+    return value
+
+
 def check_regex(value: Any, where: str) -> str:
     """A non-empty regular expression that compiles (an idPattern)."""
     if not isinstance(value, str) or not value:

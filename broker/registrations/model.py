@@ -128,9 +128,7 @@ def _member(name: str, raw: Any, ctx: Context) -> tuple[str, Any]:
 
 def _text(name: str):  # type: ignore[no-untyped-def]
     def check(raw: Any, ctx: Context) -> str:
-        if not isinstance(raw, str) or not raw.strip():
-            raise bad_request(f"{name} must be a non-empty string")
-        return raw
+        return values.check_text(raw, name)
     return check
 
 
