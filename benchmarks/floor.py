@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from broker.api.listeners import serve_workers
 from broker.api.transport import http_protocol
 
 SCHEMA = """
@@ -150,12 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (as the broker's)")
     args = parser.parse_args(argv)
-    # the broker's server stack, one write per response included (broker.api.transport)
+    # the broker's server stack: one write per response (broker.api.transport), a listening socket per worker
+    # (broker.api.listeners)
     options = dict(host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on",
                    server_header=False, http=http_protocol())
     if args.workers > 1:
         os.environ["FLOOR_ARGS"] = orjson.dumps([args.database_url, args.scenario, args.pool_size]).decode()
-        uvicorn.run("benchmarks.floor:app_from_environment", factory=True, workers=args.workers, **options)
+        serve_workers("benchmarks.floor:app_from_environment", args.workers, options)
     else:
         uvicorn.run(build_app(args.database_url, args.scenario, args.pool_size), **options)
 

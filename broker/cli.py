@@ -107,6 +107,7 @@ def serve(settings: Settings) -> None:
 
     import uvicorn
 
+    from .api import listeners
     from .api.transport import http_protocol
     from .app import create_app
     from .embedded import EmbeddedPostgres
@@ -127,7 +128,7 @@ def serve(settings: Settings) -> None:
             # worker processes import the app factory and read the settings and DSN from the environment
             os.environ[SETTINGS_ENV] = to_json(settings)
             os.environ[DSN_ENV] = dsn
-            uvicorn.run("broker.cli:app_from_environment", factory=True, workers=settings.workers, **options)
+            listeners.serve_workers("broker.cli:app_from_environment", settings.workers, options)
         else:
             uvicorn.run(create_app(settings, dsn), **options)
     finally:

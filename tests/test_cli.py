@@ -3,7 +3,10 @@ restart, SIGTERM stops the embedded server cleanly."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -87,5 +90,44 @@ def test_several_worker_processes_share_one_database(database_dsn: str):
             assert _post(broker.url + "/ngsi-ld/v1/entities", {"id": entity_id, "type": "W", "n": 1}) == 201
         for entity_id in ids:  # connections land on either worker: every read sees every write
             assert _get(broker.url + f"/ngsi-ld/v1/entities/{entity_id}?options=keyValues")["n"] == 1
+        # each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads new connections over
+        # them: a burst of connections is not all taken by the worker that wakes first
+        listening = _socket_owners(broker.port, "0A")  # 0A: LISTEN
+        assert len(listening) == 2 and set(listening.values()) == {1}, listening
+        # 16 connections all in one of 2 workers by chance: p = 2**-15
+        with contextlib.ExitStack() as stack:
+            conns = [stack.enter_context(socket.create_connection(("127.0.0.1", broker.port))) for _ in range(16)]
+            for conn in conns:  # a request on each, so that each is surely accepted
+                conn.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+            for conn in conns:
+                assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+            owners = _socket_owners(broker.port, "01")  # 01: ESTABLISHED
+            assert len(owners) == 2 and sum(owners.values()) == 16, owners
+        # a second broker on the same port is refused, not admitted to share it
+        second = subprocess.run([sys.executable, "-m", "broker", "serve", "--host", "127.0.0.1", "--port",
+                                 str(broker.port), "--workers", "2", "--database-url", database_dsn],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0 and "Address already in use" in second.stderr, second.stderr
     finally:
         assert broker.stop() == 0, broker.output()
+
+
+def _socket_owners(port: int, state: str) -> dict[int, int]:
+    """The TCP sockets on local ``port`` in ``state`` (/proc/net/tcp's hex code), counted per owning process."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                inodes.add(f"socket:[{fields[9]}]")
+    owners: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            held = sum(1 for fd in (proc / "fd").iterdir() if os.readlink(fd) in inodes)
+        except OSError:
+            continue
+        if held:
+            owners[int(proc.name)] = held
+    return owners
