@@ -79,7 +79,10 @@ def parse_entity(body: Any, ctx: Context, *, require_type: bool = True, require_
                 scopes = None if (allow_null and _is_null(raw)) else names.check_scope(raw, "scope")
             continue
         iri = attribute_iri(key, ctx)
-        attrs[iri] = parse_attribute(key, iri, raw, ctx, allow_null=allow_null)
+        if type(raw) is dict and not allow_null and _already_internal(iri, raw, ctx):
+            attrs[iri] = [raw]  # the common shapes, proven valid as they are
+        else:
+            attrs[iri] = parse_attribute(key, iri, raw, ctx, allow_null=allow_null)
     return EntityInput(entity_id or "", types, scopes, attrs)
 
 
@@ -182,7 +185,7 @@ def parse_instance(where: str, iri: str, raw: Any, ctx: Context, *, depth: int =
     member = VALUE_MEMBER[attr_type]
     if member not in raw:
         raise bad_request(f"{where}: a {attr_type} requires '{member}'")
-    if declared == attr_type and not allow_null and _already_internal(where, attr_type, raw, ctx):
+    if declared == attr_type and not allow_null and _already_internal(iri, raw, ctx):
         return raw  # validated and already in the internal form: no copy (the request owns nothing else)
     inst: dict[str, Any] = {"type": attr_type}
     _members(where, iri, attr_type, raw, inst, ctx, depth=depth, allow_null=allow_null)
@@ -192,36 +195,37 @@ def parse_instance(where: str, iri: str, raw: Any, ctx: Context, *, depth: int =
 _PLAIN_MEMBERS = {"Property": frozenset(("type", "value", "observedAt", "unitCode", "datasetId")),
                   "GeoProperty": frozenset(("type", "value", "observedAt", "unitCode", "datasetId")),
                   "Relationship": frozenset(("type", "object", "observedAt", "datasetId"))}
+_ABSENT = object()
+_PLAIN_VALUE = {"Property": "value", "GeoProperty": "value", "Relationship": "object"}
 
 
-def _already_internal(where: str, attr_type: str, raw: dict[str, Any], ctx: Context) -> bool:
-    """The fast path of every write: the common attribute shapes (a scalar Property, a GeoProperty, a
-    single-object Relationship, with observedAt / unitCode / datasetId) are validated here and, being
-    already in the internal form, kept as they are. False sends anything else down the general path."""
-    plain = _PLAIN_MEMBERS.get(attr_type)
-    if plain is None or not plain.issuperset(raw):
+def _already_internal(iri: str, raw: dict[str, Any], ctx: Context) -> bool:
+    """The fast path of every write: whether ``raw`` is one of the common attribute shapes (a scalar Property,
+    a GeoProperty, a single-object Relationship, with observedAt / unitCode / datasetId), valid and already
+    in the internal form, so that it is stored as it is. False is "not proven", never a refusal: the general
+    path (``parse_instance``) then validates, and explains what is wrong. No diagnostic text is built here
+    (a batch of 1,000 entities passes through this 6,000 times)."""
+    attr_type = raw.get("type")
+    plain = _PLAIN_MEMBERS.get(attr_type) if type(attr_type) is str else None
+    if plain is None or not plain.issuperset(raw) or _PLAIN_VALUE[attr_type] not in raw:
         return False
     if attr_type == "Property":
         value = raw["value"]
-        if type(value) not in _SCALARS or not ctx.scalars_plain or value == NULL:
+        if type(value) not in _SCALARS or not ctx.scalars_plain or value == NULL or iri in GEO_ATTRIBUTES:
             return False
     elif attr_type == "GeoProperty":
-        geojson.validate_geometry(raw["value"], where)
-    else:
-        target = raw["object"]
-        if type(target) is not str:
+        if not geojson.is_valid_geometry(raw["value"]):
             return False
-        values.check_uri(target, f"{where} object")
-    observed = raw.get("observedAt")
-    if observed is not None and values.parse_datetime(observed, f"{where} observedAt") != observed:
-        return False  # not in canonical form: the general path stores the normalised one
-    unit = raw.get("unitCode")
-    if unit is not None:
-        values.check_unit_code(unit, f"{where} unitCode")
-    dataset = raw.get("datasetId")
-    if dataset is not None and values.check_dataset_id(dataset, f"{where} datasetId") != dataset:
+    elif not values.is_plain_uri(raw["object"]) or iri in GEO_ATTRIBUTES:
         return False
-    return True
+    observed = raw.get("observedAt", _ABSENT)  # present but null is no DateTime: not proven
+    if observed is not _ABSENT and not values.is_canonical_datetime(observed):
+        return False
+    unit = raw.get("unitCode", _ABSENT)
+    if unit is not _ABSENT and (type(unit) is not str or not unit or unit == NULL):
+        return False
+    dataset = raw.get("datasetId", _ABSENT)
+    return dataset is _ABSENT or values.is_plain_uri(dataset)
 
 
 def parse_fragment(where: str, iri: str, raw: Any, ctx: Context) -> dict[str, Any]:

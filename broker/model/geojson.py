@@ -295,6 +295,15 @@ def validate_geometry(value: Any, where: str, *, allow_collection: bool = False)
         raise bad_request(f"{where}: {exc}") from None
 
 
+def is_valid_geometry(value: Any) -> bool:
+    """Whether ``value`` is a valid GeoJSON geometry (not a GeometryCollection), without a diagnostic."""
+    try:
+        _check(value, False, False)
+    except _Invalid:
+        return False
+    return True
+
+
 def parse_geometry(value: Any, where: str, *, allow_collection: bool = False) -> dict[str, Any]:
     """Validate a geometry given as an object or as its JSON-string encoding (clause 4.7.2); return the object.
 

@@ -44,7 +44,7 @@ import unicodedata
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from broker.errors import bad_request
+from broker.errors import NgsiError, bad_request
 
 __all__ = [
     "NGSI_LD_NULL", "URI_MAX_LENGTH", "PROHIBITED_MEMBERS",
@@ -175,6 +175,13 @@ def check_uri(value: Any, where: str, *, allow_null: bool = False) -> str:
     raise bad_request(f"{where}: {_uri_problem(value)}")
 
 
+def is_plain_uri(value: Any) -> bool:
+    """Whether ``value`` is, cheaply provable, a URI ``check_uri`` accepts (plain ASCII, no escapes, not the
+    NGSI-LD Null); False means "not proven": ``check_uri`` then decides, and explains a refusal."""
+    return (type(value) is _str and _PLAIN_URI_RE.fullmatch(value) is not None and len(value) <= URI_MAX_LENGTH
+            and value != NGSI_LD_NULL)
+
+
 def check_text(value: Any, where: str) -> str:
     """A string with something besides white space in it (a name, a description)."""
     if not isinstance(value, str) or not value.strip():
@@ -240,6 +247,19 @@ def parse_datetime(value: Any, where: str) -> str:
         _VALID_DATETIMES.add(value)
         return value
     return _parse_datetime_slow(value, where)
+
+
+def is_canonical_datetime(value: Any) -> bool:
+    """Whether ``value`` is a valid DateTime already in its canonical form (``parse_datetime`` returns it as
+    it is); False means "not proven": ``parse_datetime`` then decides, and explains a refusal."""
+    if type(value) is not _str:
+        return False
+    if value in _VALID_DATETIMES:
+        return True
+    try:
+        return parse_datetime(value, "") == value
+    except NgsiError:
+        return False
 
 
 def _parse_datetime_slow(value: Any, where: str) -> str:
