@@ -24,8 +24,6 @@ import orjson
 from ..model.entity import SCOPE_IRI
 from .tables import check_schema_name
 
-_SKIPPED = ("createdAt", "modifiedAt")
-
 
 def numeric(value: Any) -> float | None:
     """The number a Property value aggregates as (booleans and non-finite or huge numbers do not)."""
@@ -68,7 +66,7 @@ class HistoryRows:
         else:
             self.observed.append(inst.get("observedAt"))
             self.num.append(numeric(inst.get("value")) if inst.get("type") == "Property" else None)
-            self.inst.append(orjson.dumps({k: v for k, v in inst.items() if k not in _SKIPPED}).decode())
+            self.inst.append(orjson.dumps(inst).decode())  # its createdAt/modifiedAt are dropped in SQL
         self.deleted.append(deleted)
 
     def add_scopes(self, entity_id: str, old: list[str] | None, new: list[str] | None, now: str) -> None:
@@ -137,7 +135,7 @@ def insert_select(schema: str, first: int, now_param: int | None = None) -> str:
     return (f"INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, at, observed_at, created_at, "
             f"modified_at, deleted_at, num, inst) "
             f"SELECT u.e, u.a, u.d, coalesce(u.o, {now}), u.o, {now}, {now}, CASE WHEN u.x THEN {now} END, u.n, "
-            f"u.i::jsonb FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[]::timestamptz[], "
+            f"u.i::jsonb - '{{createdAt,modifiedAt}}'::text[] FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[]::timestamptz[], "
             f"{p[4]}::float8[], {p[5]}::text[], {p[6]}::boolean[]{times}) AS u(e, a, d, o, n, i, x{columns})")
 
 
