@@ -15,6 +15,7 @@ worker unpickles a listening socket of its own. The supervisor's restarts of dea
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Any, Callable
 
 import uvicorn
@@ -22,7 +23,9 @@ from uvicorn.supervisors import Multiprocess
 
 
 def supported() -> bool:
-    return hasattr(socket, "SO_REUSEPORT")
+    # Linux balances connections over SO_REUSEPORT sockets; other systems admit the option but may hand every
+    # connection to one of them
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 def _family(host: str) -> socket.AddressFamily:
