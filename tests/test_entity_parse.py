@@ -4,14 +4,13 @@ general path, which gives the same answer (or the same error) as if the fast pat
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Iterator
+import copy
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.config import Settings
 from broker.errors import NgsiError
 from broker.jsonld import Context, ContextResolver
 from broker.model import entity
@@ -53,17 +52,8 @@ def attributes(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def ctx() -> Iterator[Context]:
-    async def resolve() -> tuple[ContextResolver, Context]:
-        resolver = ContextResolver(Settings(context_fetch_remote=False), None)
-        await resolver.start()
-        return resolver, await resolver.resolve(None, "")
-
-    loop = asyncio.new_event_loop()
-    resolver, context = loop.run_until_complete(resolve())
-    yield context
-    loop.run_until_complete(resolver.close())
-    loop.close()
+async def ctx(resolver: ContextResolver) -> Context:
+    return await resolver.resolve(None, "")
 
 
 def _parse(body: dict[str, Any], ctx: Context) -> Any:
@@ -79,11 +69,11 @@ def _parse(body: dict[str, Any], ctx: Context) -> Any:
 def test_fast_path_decides_as_the_general_parser(ctx: Context, attribute: tuple[str, dict[str, Any]]) -> None:
     name, raw = attribute
     body = {"id": "urn:ngsi-ld:T:1", "type": "T", name: raw}
-    fast = _parse(_copy(body), ctx)
+    fast = _parse(copy.deepcopy(body), ctx)
     original = entity._already_internal
     entity._already_internal = lambda iri, raw, ctx: False  # type: ignore[assignment]
     try:
-        general = _parse(_copy(body), ctx)
+        general = _parse(copy.deepcopy(body), ctx)
     finally:
         entity._already_internal = original  # type: ignore[assignment]
     assert fast == general
@@ -99,10 +89,3 @@ def test_fast_path_takes_the_common_shapes(ctx: Context) -> None:
     assert [inst for insts in parsed.attrs.values() for inst in insts] == [speed, where, owner]
     assert all(insts[0] is raw for insts, raw in zip(parsed.attrs.values(), (speed, where, owner)))
 
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value

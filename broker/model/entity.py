@@ -209,14 +209,16 @@ def _already_internal(iri: str, raw: dict[str, Any], ctx: Context) -> bool:
     plain = _PLAIN_MEMBERS.get(attr_type) if type(attr_type) is str else None
     if plain is None or not plain.issuperset(raw) or _PLAIN_VALUE[attr_type] not in raw:
         return False
-    if attr_type == "Property":
-        value = raw["value"]
-        if type(value) not in _SCALARS or not ctx.scalars_plain or value == NULL or iri in GEO_ATTRIBUTES:
-            return False
-    elif attr_type == "GeoProperty":
+    if attr_type == "GeoProperty":
         if not geojson.is_valid_geometry(raw["value"]):
             return False
-    elif not values.is_plain_uri(raw["object"]) or iri in GEO_ATTRIBUTES:
+    elif iri in GEO_ATTRIBUTES:  # location & co. must be GeoProperties
+        return False
+    elif attr_type == "Property":
+        value = raw["value"]
+        if type(value) not in _SCALARS or not ctx.scalars_plain or value == NULL:
+            return False
+    elif not values.is_plain_uri(raw["object"]):
         return False
     observed = raw.get("observedAt", _ABSENT)  # present but null is no DateTime: not proven
     if observed is not _ABSENT and not values.is_canonical_datetime(observed):

@@ -165,8 +165,9 @@ def check_uri(value: Any, where: str, *, allow_null: bool = False) -> str:
 
     ``allow_null`` admits the NGSI-LD Null ``urn:ngsi-ld:null`` (partial update / merge deletions only).
     """
-    if type(value) is _str and (_PLAIN_URI_RE.fullmatch(value) is not None or _URI_RE.fullmatch(value)
-                                is not None) and len(value) <= URI_MAX_LENGTH:
+    if is_plain_uri(value):
+        return value
+    if type(value) is _str and _URI_RE.fullmatch(value) is not None and len(value) <= URI_MAX_LENGTH:
         if value == NGSI_LD_NULL and not allow_null:
             raise bad_request(f"{where}: the NGSI-LD Null 'urn:ngsi-ld:null' is not allowed here")
         return value
@@ -252,10 +253,6 @@ def parse_datetime(value: Any, where: str) -> str:
 def is_canonical_datetime(value: Any) -> bool:
     """Whether ``value`` is a valid DateTime already in its canonical form (``parse_datetime`` returns it as
     it is); False means "not proven": ``parse_datetime`` then decides, and explains a refusal."""
-    if type(value) is not _str:
-        return False
-    if value in _VALID_DATETIMES:
-        return True
     try:
         return parse_datetime(value, "") == value
     except NgsiError:
