@@ -253,17 +253,22 @@ async def _answer(request: Request, ctx: Context, query: EntityQuery, view: View
         query.collation = await collation_name(broker.pool, collation)
     rows, total = await run_query(broker.pool, broker.tenants, tenant_of(request), query, ctx, broker.indexes,
                                   broker.postgis)
-    headers: dict[str, str] = {}
-    if total is not None:
-        headers["NGSILD-Results-Count"] = str(total)
-    links = _page_links(request, query, len(rows), total)
-    if links:
-        headers["Link"] = ", ".join(links)
+    headers = page_headers(request, query.limit, query.offset, len(rows), total, count=total is not None)
     return await entities_response(request, list(rows), ctx, view, media, join, geometry_iri, headers)
 
 
-def _page_links(request: Request, query: EntityQuery, returned: int, total: int | None) -> list[str]:
-    return page_links(request, query.limit, query.offset, returned, total)
+def page_headers(request: Request, limit: int, offset: int, returned: int, total: int | None, *, count: bool,
+                 headers: dict[str, str] | None = None, media: str = "application/json",
+                 request_order: bool = False) -> dict[str, str]:
+    """A page's headers: ``NGSILD-Results-Count`` (the total) when ``count``, and the ``page_links``, added
+    to a ``Link`` header that ``headers`` may hold already."""
+    headers = {} if headers is None else headers
+    if count:
+        headers["NGSILD-Results-Count"] = str(total)
+    links = page_links(request, limit, offset, returned, total, media, request_order=request_order)
+    if links:
+        headers["Link"] = ", ".join(filter(None, [headers.get("Link"), *links]))
+    return headers
 
 
 def page_links(request: Request, limit: int, offset: int, returned: int, total: int | None,

@@ -29,7 +29,7 @@ from ..temporal.params import parse_temporal
 from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
                    read_json, tenant_of)
 from .params import bool_param, check_params, link_context, list_param, member_path_id, now, options_of
-from .query import geo_of, int_param, page_links, parse_q_param
+from .query import geo_of, int_param, page_headers, parse_q_param
 from .render import context_response
 from .resource import resource
 
@@ -122,12 +122,8 @@ async def query_registrations(request: Request) -> Response:
     matched = [r for r in rows if not _expired(r["body"], stamp)
                and wanted.matches(r["body"], ctx, iso(r["created_at"]), iso(r["modified_at"]))]
     page = matched[offset:offset + limit]
-    headers: dict[str, str] = {}
-    if bool_param(request, "count"):
-        headers["NGSILD-Results-Count"] = str(len(matched))
-    links = page_links(request, limit, offset, len(page), len(matched), LD_JSON, request_order=True)
-    if links:
-        headers["Link"] = ", ".join(links)
+    headers = page_headers(request, limit, offset, len(page), len(matched), count=bool_param(request, "count"),
+                           media=LD_JSON, request_order=True)
     return await context_response(request, [_render(r, ctx, sys_attrs) for r in page], media, ctx, headers)
 
 

@@ -23,7 +23,7 @@ from ..subscriptions.store import stats_of
 from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
                    read_json, tenant_of)
 from .params import bool_param, check_params, link_context, member_path_id, now, options_of
-from .query import int_param, page_links
+from .query import int_param, page_headers
 from .render import base_url, context_response
 from .resource import resource
 
@@ -93,12 +93,8 @@ async def query_subscriptions(request: Request) -> Response:
     total = await broker.subscriptions.count(tenant)  # cheap here, and it makes the next link exact
     stamp, _ = now()
     data = [render_subscription(r["body"], _stats(request, r), ctx, stamp, sys_attrs=sys_attrs) for r in rows]
-    headers: dict[str, str] = {}
-    if bool_param(request, "count"):
-        headers["NGSILD-Results-Count"] = str(total)
-    links = page_links(request, limit, offset, len(rows), total, LD_JSON)
-    if links:
-        headers["Link"] = ", ".join(links)
+    headers = page_headers(request, limit, offset, len(rows), total, count=bool_param(request, "count"),
+                           media=LD_JSON)
     return await _respond(request, data, headers)
 
 

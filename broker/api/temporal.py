@@ -31,7 +31,7 @@ from .query import (
     bool_param,
     filters_of,
     int_param,
-    page_links,
+    page_headers,
     parse_q_param,
     parse_scope_q_param,
 )
@@ -207,12 +207,8 @@ async def _answer(request: Request, ctx: Context, entity_query: EntityQuery, vie
         total = await store.count_entities(conn, schema, where, args) if count else None
         entities, cut = await assemble.assemble(conn, schema, rows, ctx, view, query, mode,
                                                 settings.temporal_instance_limit)
-    headers = await context_headers(request, ctx, media)
-    if total is not None:
-        headers["NGSILD-Results-Count"] = str(total)
-    links = page_links(request, limit, offset, len(rows), total)
-    if links:
-        headers["Link"] = ", ".join(filter(None, [headers.get("Link"), *links]))
+    headers = page_headers(request, limit, offset, len(rows), total, count=total is not None,
+                           headers=await context_headers(request, ctx, media))
     if cut is not None:
         headers.update(_content_range(cut, query))
     narrowed = view.attrs is not None or view.datasets is not None  # entities left without attributes drop out
