@@ -42,7 +42,7 @@ import re
 import time
 import unicodedata
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from broker.errors import NgsiError, bad_request
 
@@ -188,6 +188,14 @@ def check_text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise bad_request(f"{where} must be a non-empty string")
     return value
+
+
+def text_member(name: str) -> Callable[[Any, Any], str]:
+    """``check_text`` of the member ``name``, as a (value, @context) member check of the subscription and
+    registration models."""
+    def check(raw: Any, ctx: Any) -> str:
+        return check_text(raw, name)
+    return check
 
 
 def check_regex(value: Any, where: str) -> str:

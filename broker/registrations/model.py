@@ -126,12 +126,6 @@ def _member(name: str, raw: Any, ctx: Context) -> tuple[str, Any]:
     return _key(name, ctx), raw
 
 
-def _text(name: str):  # type: ignore[no-untyped-def]
-    def check(raw: Any, ctx: Context) -> str:
-        return values.check_text(raw, name)
-    return check
-
-
 def _information(raw: Any, ctx: Context) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise bad_request("information must be a non-empty array of RegistrationInfo")
@@ -278,10 +272,10 @@ def _management(raw: Any, ctx: Context) -> dict[str, Any]:
 
 
 _MEMBERS = {
-    "registrationName": _text("registrationName"),
-    "description": _text("description"),
+    "registrationName": values.text_member("registrationName"),
+    "description": values.text_member("description"),
     "information": _information,
-    "tenant": _text("tenant"),
+    "tenant": values.text_member("tenant"),
     "observationInterval": _interval("observationInterval"),
     "managementInterval": _interval("managementInterval"),
     "location": _geometry("location"),

@@ -128,12 +128,6 @@ def check_whole(sub: dict[str, Any]) -> None:
 
 # ---- members -------------------------------------------------------------------------------------------
 
-def _text(name: str):  # type: ignore[no-untyped-def]
-    def check(raw: Any, ctx: Context) -> str:
-        return values.check_text(raw, name)
-    return check
-
-
 def _entities(raw: Any, ctx: Context) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise bad_request("entities must be a non-empty array of EntitySelectors")
@@ -324,8 +318,8 @@ def _endpoint(raw: Any) -> dict[str, Any]:
 
 
 _MEMBERS = {
-    "subscriptionName": _text("subscriptionName"),
-    "description": _text("description"),
+    "subscriptionName": values.text_member("subscriptionName"),
+    "description": values.text_member("description"),
     "entities": _entities,
     "watchedAttributes": _names("watchedAttributes"),
     "notificationTrigger": _triggers,
@@ -338,7 +332,7 @@ _MEMBERS = {
     "expiresAt": _expires,
     "throttling": _positive("throttling"),
     "scopeQ": _scope_q,
-    "lang": _text("lang"),
+    "lang": values.text_member("lang"),
     "datasetId": _dataset_ids,
     "jsonldContext": _context_url,
 }
