@@ -82,9 +82,12 @@ async def partial_update(request: Request) -> Response:
         raise NgsiError("InvalidRequest", "the attribute fragment is empty")
     patch = parse_fragment(f"attribute '{name}'", iri, body, ctx)
     stamp, stamp_dt = now()
-    await broker_of(request).entities.modify(
-        tenant, entity_id, "partialUpdate", lambda row: operations.partial_update(row, iri, patch, stamp),
-        stamp, stamp_dt)
+    store = broker_of(request).entities
+    if operations.is_plain_property_patch(patch) and \
+            await store.patch_property(tenant, entity_id, iri, patch, stamp, stamp_dt):
+        return no_content()
+    await store.modify(tenant, entity_id, "partialUpdate",
+                       lambda row: operations.partial_update(row, iri, patch, stamp), stamp, stamp_dt)
     return no_content()
 
 

@@ -204,6 +204,19 @@ def partial_update(current: Any, iri: str, patch: dict[str, Any], now: str) -> W
     return write
 
 
+# the members of a fragment that the one-statement partial update (``EntityStore.patch_property``) merges
+PLAIN_PATCH_MEMBERS = frozenset({"type", "value", "observedAt", "unitCode"})
+
+
+def is_plain_property_patch(patch: dict[str, Any]) -> bool:
+    """A fragment that sets a Property's value (and observedAt / unitCode), the IoT agent's everyday update:
+    merged into a stored Property's default instance, ``partial_update`` only adds its members and stamps it,
+    which PostgreSQL can do in the write itself (``EntityStore.patch_property``). Sub-attributes, nulls and
+    other attribute types take the general path."""
+    return ("value" in patch and patch.get("type", "Property") == "Property" and patch["value"] != NULL
+            and all(k in PLAIN_PATCH_MEMBERS and v is not None for k, v in patch.items()))
+
+
 def replace_attribute(current: Any, iri: str, inst: dict[str, Any], now: str) -> Write:
     """Replace Attribute (PUT .../attrs/{attrId}): the instance must exist and is replaced entirely."""
     existing = list(current["attrs"].get(iri, []))

@@ -57,12 +57,13 @@ def encode(entries: list[dict[str, Any]]) -> bytes:
 
 
 def sql_payload(op: str, entity_id: str, types: str, at: str, *, new: str, old: str, removed: str,
-                created: str, old_scopes: str = "NULL::text[]", history: bool = True) -> str:
+                created: str, scopes: str = "NULL::text[]", old_scopes: str = "NULL::text[]",
+                history: bool = True) -> str:
     """A one-entry payload as a SQL bytea expression over the given SQL expressions (written by us, never
-    user input): for statements where PostgreSQL holds the state (deletes)."""
+    user input): for statements where PostgreSQL holds the state (deletes, the one-statement partial update)."""
     extra = "" if history else ", 'history', false"
     entry = (f"jsonb_build_object('op', {op}, 'id', {entity_id}, 'types', to_jsonb({types}), 'at', {at}, "
-             f"'created', {created}, 'new', {new}, 'old', {old}, 'removed', {removed}, 'scopes', NULL, "
+             f"'created', {created}, 'new', {new}, 'old', {old}, 'removed', {removed}, 'scopes', to_jsonb({scopes}), "
              f"'oldScopes', to_jsonb({old_scopes}){extra})")
     return f"convert_to(jsonb_build_array({entry})::text, 'UTF8')"
 

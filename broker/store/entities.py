@@ -68,6 +68,7 @@ class _Sql:
                 f"), hx AS ({record.replace_observed(schema, 10)} AND EXISTS (SELECT 1 FROM u)), "
                 f"h AS ({record.insert_select(schema, 10, 5)} WHERE EXISTS (SELECT 1 FROM u)), "
                 f"t AS ({_temporal_entity(schema, 'u', created='$5')}) INSERT INTO ngsild.changes"), 1)
+        self.patch_property = _patch_property(t)
         removed = "(SELECT coalesce(jsonb_agg(k), '[]'::jsonb) FROM jsonb_object_keys(d.attrs) k)"
         deleted = {recorded: sql_payload("'delete'", "d.id", "d.types", "$3::text", new="'{}'::jsonb", old="d.attrs",
                                          removed=removed, created="false", old_scopes="d.scopes", history=recorded)
@@ -79,6 +80,33 @@ class _Sql:
                                   f"FROM d RETURNING seq")
         self.delete_history = (f"WITH a AS (DELETE FROM {schema}.attr_instances WHERE entity_id = $1) "
                                f"DELETE FROM {schema}.temporal_entities WHERE id = $1 RETURNING 1")
+
+
+def _patch_property(table: str) -> str:
+    """One statement for ``operations.partial_update`` of a Property's default instance by a plain fragment
+    (``operations.is_plain_property_patch``): $1 entity id, $2 attribute IRI, $3 the fragment, $4 the write's
+    time as stored in documents, $5 as a column, $6 tenant. No row when the entity has no such instance.
+
+    The row is locked first (``FOR UPDATE`` re-reads it if a concurrent write committed meanwhile), so the
+    merge and the change entry's ``old`` are computed from the version it replaces. The merge is
+    ``merge_instance``'s for these members: the fragment's members replace the stored ones, ``createdAt``
+    keeps the instance's creation (``instance_times``: its createdAt, else its modifiedAt, else the entity's
+    creation; dropped if that is now) and ``modifiedAt`` is now."""
+    first = "e.attrs -> $2 -> 0"
+    born = (f"coalesce({first} -> 'createdAt', {first} -> 'modifiedAt', "
+            "to_jsonb(to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')))")
+    merged = ("((o.before -> 0) || $3::jsonb || jsonb_build_object('createdAt', o.born, 'modifiedAt', $4::text)) "
+              "- CASE WHEN o.born = to_jsonb($4::text) THEN 'createdAt' ELSE '' END")
+    payload = sql_payload("'partialUpdate'", "m.id", "m.types", "$4::text", new="jsonb_build_object($2::text, m.after)",
+                          old="jsonb_build_object($2::text, m.before)", removed="'[]'::jsonb", created="false",
+                          scopes="m.scopes", old_scopes="m.scopes")
+    return (f"WITH o AS (SELECT e.id, e.types, e.scopes, e.attrs -> $2 AS before, {born} AS born FROM {table} e "
+            f"WHERE e.id = $1 AND {first} ->> 'type' = 'Property' AND NOT ({first} ? 'datasetId') FOR UPDATE), "
+            f"m AS (SELECT o.id, o.types, o.scopes, o.before, jsonb_set(o.before, '{{0}}', {merged}) AS after FROM o), "
+            f"u AS (UPDATE {table} e SET modified_at = $5, attrs = jsonb_set(e.attrs, ARRAY[$2::text], m.after), "
+            f"version = e.version + 1 FROM m WHERE e.id = m.id RETURNING 1) "
+            f"INSERT INTO ngsild.changes (tenant, payload) SELECT $6, {payload} FROM m WHERE EXISTS (SELECT 1 FROM u) "
+            "RETURNING seq")
 
 
 def _temporal_entity(schema: str, written: str, created: str = "$4") -> str:
@@ -173,6 +201,17 @@ class EntityStore:
             args += history.with_scopes(entity_id, row["scopes"], write.scopes, now).params()
         seq = await conn.fetchval(sql.modify_recording if recording else sql.modify, *args)
         return write if seq is not None else None
+
+    async def patch_property(self, tenant: str, entity_id: str, iri: str, patch: dict[str, Any], now: str,
+                             now_dt: datetime) -> bool:
+        """A plain fragment (``operations.is_plain_property_patch``) merged into the attribute's default
+        instance in one round trip, when that instance is a Property; False, having written nothing, when the
+        entity or such an instance does not exist (the general path then decides what to answer)."""
+        sql = await self.sql(tenant)
+        if await self.pool.fetchval(sql.patch_property, entity_id, iri, patch, now, now_dt, tenant) is None:
+            return False
+        self.on_write(tenant)
+        return True
 
     async def delete(self, tenant: str, entity_id: str, now: str) -> None:
         sql = await self.sql(tenant)
