@@ -153,6 +153,57 @@ async def test_concurrent_batches_on_overlapping_ids_do_not_deadlock(store: Enti
         assert row["attrs"][SPEED][0]["value"] == 8  # created once (1) then bumped by the 7 other batches
 
 
+async def test_concurrent_one_entity_batches_lose_nothing(store: EntityStore, pool: asyncpg.Pool):
+    """Batches of one entity take the optimistic path; thirty at once on one new id, each creating it or
+    bumping its value, must serialise: one creation, thirty change entries, the final value thirty. A missed
+    optimistic write is retried, then handed to the locking path (the version check keeps both exact)."""
+    batch = BatchStore(store)
+    stamp = ts()
+
+    def bump(current):
+        if current is None:
+            entity = vehicle("urn:v:busy", 1)
+            return NewState(entity.types, None, ops.new_entity_attrs(entity, stamp[0]), None, "upsert")
+        value = current["attrs"][SPEED][0]["value"]
+        return apply_write(current, ops.append(current, vehicle("urn:v:busy", value + 1), stamp[0]), "upsert")
+
+    outcomes = await asyncio.gather(*(batch.run("t-single", [("urn:v:busy", bump)], *stamp, create_tenant=True)
+                                      for _ in range(30)))
+    assert sum(len(o.created) for o in outcomes) == 1 and all(o.success == ["urn:v:busy"] for o in outcomes)
+    assert (await store.get("t-single", "urn:v:busy"))["attrs"][SPEED][0]["value"] == 30
+    changes = await changes_for(pool, "t-single", "urn:v:busy")
+    assert len(changes) == 30 and sum(c["created"] for c in changes) == 1
+    olds = sorted(c["old"][SPEED][0]["value"] for c in changes if not c["created"])
+    assert olds == list(range(1, 30))  # every write replaced the state the previous one left
+
+
+async def test_one_entity_batch_deletes_and_creates_then_deletes(store: EntityStore, pool: asyncpg.Pool):
+    batch = BatchStore(store)
+    stamp = ts()
+    await store.create("t-single2", vehicle("urn:v:gone", 3), *stamp)
+
+    def delete(current):
+        if current is None:
+            raise NgsiError("ResourceNotFound", "no such entity", status=404)
+        return None
+
+    outcome = await batch.run("t-single2", [("urn:v:gone", delete)], *stamp, create_tenant=False)
+    assert outcome.success == ["urn:v:gone"] and await store.get("t-single2", "urn:v:gone") is None
+    [_, deleted] = await changes_for(pool, "t-single2", "urn:v:gone")
+    assert deleted["op"] == "delete" and deleted["old"][SPEED][0]["value"] == 3
+    outcome = await batch.run("t-single2", [("urn:v:gone", delete)], *stamp, create_tenant=False)
+    assert [e for e, _ in outcome.errors] == ["urn:v:gone"] and outcome.success == []
+
+    def create(current):
+        entity = vehicle("urn:v:brief", 1)
+        return NewState(entity.types, None, ops.new_entity_attrs(entity, stamp[0]), None, "upsert")
+
+    outcome = await batch.run("t-single2", [("urn:v:brief", create), ("urn:v:brief", delete)], *stamp,
+                              create_tenant=False)
+    assert outcome.success == ["urn:v:brief", "urn:v:brief"] and await store.get("t-single2", "urn:v:brief") is None
+    assert [c["op"] for c in await changes_for(pool, "t-single2", "urn:v:brief")] == ["upsert", "delete"]
+
+
 async def test_migrations_and_tenant_creation_are_safe_concurrently(database_dsn: str, pool: asyncpg.Pool):
     conns = [await db.connect(database_dsn) for _ in range(4)]
     try:

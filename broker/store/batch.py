@@ -10,6 +10,10 @@ Two paths:
   purge): 1. lock the existing rows of every id (``FOR UPDATE``, in id order: no deadlock between two
   batches), 2. apply each item's rule in Python, in request order (two items on one id compose), 3. write
   the new states with one ``INSERT … ON CONFLICT``, delete what was deleted, 4. append one change-log row.
+  A batch of ONE entity (what IoT agents send) is first tried optimistically, as single-entity writes are
+  (``broker.store.entities``): read the row, apply the rules, then one statement writes it only if its
+  ``version`` is unchanged (or, to create it, if it is still absent) and appends the change-log row: two
+  round trips instead of five. Missed twice, it takes the locking path.
 
 Rows that did not exist when locked cannot be locked; if another transaction creates one of them meanwhile,
 the write notices (a row it meant to insert was updated instead) and the whole batch is retried.
@@ -28,7 +32,7 @@ from ..errors import NgsiError, already_exists
 from ..model.entity import EntityInput
 from ..model.operations import Write, new_entity_attrs
 from .changes import change_entry, encode
-from .entities import COLUMNS, EntityStore, touched_old
+from .entities import COLUMNS, OPTIMISTIC_ATTEMPTS, EntityStore, touched_old
 
 MAX_ATTEMPTS = 5
 _INSERT_CHANGE = "INSERT INTO ngsild.changes (tenant, payload) VALUES ($1, $2)"
@@ -69,7 +73,19 @@ _VALUES = "SELECT p.id, p.types, p.scopes, $5, $5, p.attrs FROM "
 class _Sql:
     def __init__(self, schema: str) -> None:
         t = f"{schema}.entities"
+        self.get = f"SELECT {COLUMNS} FROM {t} WHERE id = $1"
         self.lock = f"SELECT {COLUMNS} FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+        # one entity, optimistically: each statement writes only if the row is as read (its version), or
+        # absent for an insert, and appends the change entry ($last) in the same statement
+        log = "INSERT INTO ngsild.changes (tenant, payload) SELECT {tenant}, {payload} FROM w RETURNING seq"
+        self.single_insert = (f"WITH w AS (INSERT INTO {t} (id, types, scopes, created_at, modified_at, attrs) "
+                              f"VALUES ($1, $2, $3, $4, $4, $5::text::jsonb) ON CONFLICT (id) DO NOTHING RETURNING 1) "
+                              + log.format(tenant="$6", payload="$7"))
+        self.single_update = (f"WITH w AS (UPDATE {t} SET types = $3, scopes = $4, modified_at = $5, "
+                              f"attrs = $6::text::jsonb, version = version + 1 WHERE id = $1 AND version = $2 "
+                              f"RETURNING 1) " + log.format(tenant="$7", payload="$8"))
+        self.single_delete = (f"WITH w AS (DELETE FROM {t} WHERE id = $1 AND version = $2 RETURNING 1) "
+                              + log.format(tenant="$3", payload="$4"))
         self.lock_old = (f"SELECT id, scopes, convert_to(attrs::text, 'UTF8') AS attrs, "
                          f"ARRAY(SELECT jsonb_object_keys(attrs)) AS keys "
                          f"FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")
@@ -176,6 +192,17 @@ class BatchStore:
                   create_tenant: bool) -> BatchOutcome:
         """Apply ``items`` ((entity id, rule) in request order) atomically; per-item errors are reported."""
         sql = await self._statements(tenant, create_tenant)
+        if len({entity_id for entity_id, _ in items}) == 1:
+            # one entity (an IoT agent's upsert?options=update of one device): read it, apply, write it if
+            # unchanged meanwhile: two round trips instead of a transaction's five; a busy entity goes on to lock
+            async with self.entities.pool.acquire() as conn:
+                for _ in range(OPTIMISTIC_ATTEMPTS):
+                    done = await self._single_attempt(conn, sql, tenant, items, now, now_dt)
+                    if done is not None:
+                        outcome, logged = done
+                        if logged:
+                            self.entities.on_write(tenant)
+                        return outcome
         for _ in range(MAX_ATTEMPTS):
             try:
                 async with self.entities.pool.acquire() as conn, conn.transaction():
@@ -192,37 +219,7 @@ class BatchStore:
                        now: str, now_dt: datetime) -> BatchOutcome | None:
         ids = sorted({entity_id for entity_id, _ in items})
         before = {r["id"]: dict(r) for r in await conn.fetch(sql.lock, ids)}
-        state: dict[str, dict[str, Any] | None] = dict(before)
-        outcome = BatchOutcome()
-        changes: list[dict[str, Any]] = []
-        dirty: set[str] = set()
-        for entity_id, rule in items:
-            current = state.get(entity_id)
-            try:
-                new = rule(current)
-            except NgsiError as exc:
-                outcome.errors.append((entity_id, exc))
-                continue
-            if new is None and current is None:  # deleting what is already gone (a concurrent purge)
-                outcome.success.append(entity_id)
-                continue
-            if new is not None and new.write is not None and new.write.not_updated:
-                # applied in part (noOverwrite kept some attributes): reported as an error naming them
-                names = ", ".join(sorted({iri for iri, _ in new.write.not_updated}))
-                outcome.errors.append((entity_id, NgsiError(
-                    "BadRequestData", f"attributes not updated: {names} ({new.write.not_updated[0][1]})")))
-            else:
-                outcome.success.append(entity_id)
-            changes.append(_entry(entity_id, current, new, now))
-            if new is None:
-                state[entity_id] = None
-                dirty.discard(entity_id)
-                continue
-            if current is None:
-                outcome.created.append(entity_id)
-            state[entity_id] = {"types": new.types, "scopes": new.scopes, "attrs": new.attrs,
-                                "created_at": current["created_at"] if current else now}
-            dirty.add(entity_id)
+        outcome, changes, state, dirty = _apply(items, before, now)
         ids_out = sorted(dirty)  # id order, as the locks: no deadlock between batches
         if ids_out:
             written = await conn.fetch(sql.bulk_replace, ids_out,
@@ -238,6 +235,71 @@ class BatchStore:
         if changes:
             await conn.execute(_INSERT_CHANGE, tenant, encode(changes))
         return outcome
+
+    @staticmethod
+    async def _single_attempt(conn: asyncpg.Connection, sql: _Sql, tenant: str, items: list[tuple[str, Rule]],
+                              now: str, now_dt: datetime) -> tuple[BatchOutcome, bool] | None:
+        """The items of one entity, optimistically: the outcome and whether a change was logged; None when the
+        entity changed between the read and the write (nothing written)."""
+        entity_id = items[0][0]
+        row = await conn.fetchrow(sql.get, entity_id)
+        before = {entity_id: dict(row)} if row is not None else {}
+        outcome, changes, state, dirty = _apply(items, before, now)
+        if not changes:
+            return outcome, False
+        payload = encode(changes)
+        new = state.get(entity_id)
+        if new is not None and entity_id in dirty:
+            attrs = orjson.dumps(new["attrs"]).decode()
+            if row is None:
+                seq = await conn.fetchval(sql.single_insert, entity_id, new["types"], new["scopes"], now_dt, attrs,
+                                          tenant, payload)
+            else:
+                seq = await conn.fetchval(sql.single_update, entity_id, row["version"], new["types"], new["scopes"],
+                                          now_dt, attrs, tenant, payload)
+        elif row is not None:  # deleted (perhaps after items that changed it)
+            seq = await conn.fetchval(sql.single_delete, entity_id, row["version"], tenant, payload)
+        else:  # created and deleted again by the items: nothing stored, the entries still tell it
+            seq = await conn.fetchval(_INSERT_CHANGE + " RETURNING seq", tenant, payload)
+        return None if seq is None else (outcome, True)
+
+
+def _apply(items: list[tuple[str, Rule]], before: dict[str, dict[str, Any]], now: str
+           ) -> tuple[BatchOutcome, list[dict[str, Any]], dict[str, dict[str, Any] | None], set[str]]:
+    """Each item's rule in request order over the stored states ``before``: the outcome, the change entries,
+    the final states (None: deleted) and the ids whose final state must be written."""
+    state: dict[str, dict[str, Any] | None] = dict(before)
+    outcome = BatchOutcome()
+    changes: list[dict[str, Any]] = []
+    dirty: set[str] = set()
+    for entity_id, rule in items:
+        current = state.get(entity_id)
+        try:
+            new = rule(current)
+        except NgsiError as exc:
+            outcome.errors.append((entity_id, exc))
+            continue
+        if new is None and current is None:  # deleting what is already gone (a concurrent purge)
+            outcome.success.append(entity_id)
+            continue
+        if new is not None and new.write is not None and new.write.not_updated:
+            # applied in part (noOverwrite kept some attributes): reported as an error naming them
+            names = ", ".join(sorted({iri for iri, _ in new.write.not_updated}))
+            outcome.errors.append((entity_id, NgsiError(
+                "BadRequestData", f"attributes not updated: {names} ({new.write.not_updated[0][1]})")))
+        else:
+            outcome.success.append(entity_id)
+        changes.append(_entry(entity_id, current, new, now))
+        if new is None:
+            state[entity_id] = None
+            dirty.discard(entity_id)
+            continue
+        if current is None:
+            outcome.created.append(entity_id)
+        state[entity_id] = {"types": new.types, "scopes": new.scopes, "attrs": new.attrs,
+                            "created_at": current["created_at"] if current else now}
+        dirty.add(entity_id)
+    return outcome, changes, state, dirty
 
 
 def _entry(entity_id: str, current: dict[str, Any] | None, new: NewState | None, now: str) -> dict[str, Any]:
