@@ -254,6 +254,25 @@ async def test_bulk_create_and_replace(store: EntityStore, pool: asyncpg.Pool):
     assert entry["old"][SPEED][0]["value"] == 1 and entry["new"][SPEED][0]["value"] == 43
 
 
+async def test_concurrent_one_entity_bulk_writes(store: EntityStore, pool: asyncpg.Pool):
+    """One-entity bulk writes take the optimistic path: of twenty concurrent creates of one id exactly one
+    succeeds; twenty concurrent replaces each log the state the previous one left."""
+    batch = BatchStore(store)
+    creates = await asyncio.gather(*(batch.bulk("t-bulk1", [vehicle("urn:v:once", i)], *ts(), replace=False,
+                                                op="create") for i in range(20)))
+    assert sum(len(o.created) for o in creates) == 1
+    assert sum(len(o.errors) for o in creates) == 19
+    assert all(e.error_type == "AlreadyExists" for o in creates for _, e in o.errors)
+    replaces = await asyncio.gather(*(batch.bulk("t-bulk1", [vehicle("urn:v:once", 100 + i)], *ts(1),
+                                                 replace=True, op="upsert") for i in range(20)))
+    assert all(o.success == ["urn:v:once"] and not o.created for o in replaces)
+    changes = (await changes_for(pool, "t-bulk1", "urn:v:once"))[1:]
+    assert len(changes) == 20 and not any(c["created"] for c in changes)
+    values = [(c["old"][SPEED][0]["value"], c["new"][SPEED][0]["value"]) for c in changes]
+    assert all(values[k][1] == values[k + 1][0] for k in range(19))  # a chain: no write lost its predecessor
+    assert (await store.get("t-bulk1", "urn:v:once"))["attrs"][SPEED][0]["value"] == values[-1][1]
+
+
 def test_schema_names_are_safe_and_distinct():
     names = {schema_name_for(t) for t in ("a", "A", "a b", "urn:ngsi-ld:tenant:x", "x" * 300, "'; DROP")}
     assert len(names) == 6

@@ -10,10 +10,11 @@ Two paths:
   purge): 1. lock the existing rows of every id (``FOR UPDATE``, in id order: no deadlock between two
   batches), 2. apply each item's rule in Python, in request order (two items on one id compose), 3. write
   the new states with one ``INSERT … ON CONFLICT``, delete what was deleted, 4. append one change-log row.
-  A batch of ONE entity (what IoT agents send) is first tried optimistically, as single-entity writes are
-  (``broker.store.entities``): read the row, apply the rules, then one statement writes it only if its
-  ``version`` is unchanged (or, to create it, if it is still absent) and appends the change-log row: two
-  round trips instead of five. Missed twice, it takes the locking path.
+
+A batch of ONE entity (what IoT agents and many clients send) is first tried optimistically on either path, as
+single-entity writes are (``broker.store.entities``): read the row, compute, then one statement writes it
+only if its ``version`` is unchanged (or, to create it, if it is still absent) and appends the change-log
+row: two round trips instead of a transaction's five. Missed twice, it takes the locking path.
 
 Rows that did not exist when locked cannot be locked; if another transaction creates one of them meanwhile,
 the write notices (a row it meant to insert was updated instead) and the whole batch is retried.
@@ -89,6 +90,8 @@ class _Sql:
         self.lock_old = (f"SELECT id, scopes, convert_to(attrs::text, 'UTF8') AS attrs, "
                          f"ARRAY(SELECT jsonb_object_keys(attrs)) AS keys "
                          f"FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")
+        self.read_old = (f"SELECT id, scopes, version, convert_to(attrs::text, 'UTF8') AS attrs, "
+                         f"ARRAY(SELECT jsonb_object_keys(attrs)) AS keys FROM {t} WHERE id = $1")
         self.delete = f"DELETE FROM {t} WHERE id = ANY($1::text[])"
         # rows as parallel arrays; types and scopes as array literals (their length varies per row; parsing a
         # literal costs PostgreSQL far less than unpacking a JSON array); attrs as JSON text (a jsonb[] element
@@ -127,16 +130,18 @@ class BatchStore:
             latest[entity.id] = entity
             accepted.append(entity.id)
         ids = sorted(latest)
-        for _ in range(MAX_ATTEMPTS):
+        written = await self._bulk_one(sql, tenant, latest, now, now_dt, replace, op) if len(ids) == 1 else None
+        for _ in range(0 if written is not None else MAX_ATTEMPTS):
             try:
                 async with self.entities.pool.acquire() as conn, conn.transaction():
                     written = await self._bulk_attempt(conn, sql, tenant, latest, ids, now, now_dt, replace, op)
-                self.entities.on_write(tenant)
                 break
             except (_Retry, asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 continue
-        else:
+        if written is None:
             raise NgsiError("Conflict", "the batch kept conflicting with concurrent writes; try again", status=409)
+        if written:
+            self.entities.on_write(tenant)
         reported: set[str] = set()
         for entity_id in accepted:
             if entity_id in written:
@@ -148,6 +153,17 @@ class BatchStore:
                 outcome.errors.append((entity_id, already_exists(f"entity {entity_id} already exists")))
         return outcome
 
+    async def _bulk_one(self, sql: _Sql, tenant: str, latest: dict[str, EntityInput], now: str, now_dt: datetime,
+                        replace: bool, op: str) -> dict[str, bool] | None:
+        """A bulk write of one entity, first optimistically (see ``run``); None after two misses."""
+        [entity] = latest.values()
+        async with self.entities.pool.acquire() as conn:
+            for _ in range(OPTIMISTIC_ATTEMPTS):
+                written = await self._bulk_single(conn, sql, tenant, entity, now, now_dt, replace, op)
+                if written is not None:
+                    return written
+        return None
+
     @staticmethod
     async def _bulk_attempt(conn: asyncpg.Connection, sql: _Sql, tenant: str, latest: dict[str, EntityInput],
                             ids: list[str], now: str, now_dt: datetime, replace: bool,
@@ -157,14 +173,8 @@ class BatchStore:
         todo = ids if replace else [i for i in ids if i not in old]
         if not todo:
             return {}
-        attrs: dict[str, bytes] = {}  # serialised once, now that the lock tells new entities from existing ones
-        for entity_id in todo:
-            entity_attrs = new_entity_attrs(latest[entity_id], now)
-            if entity_id in old:  # replacing: the new instances are new now, not at the entity's creation
-                for insts in entity_attrs.values():
-                    for inst in insts:
-                        inst["modifiedAt"] = now
-            attrs[entity_id] = orjson.dumps(entity_attrs)
+        # serialised once, now that the lock tells new entities from existing ones
+        attrs = {entity_id: _stamped(latest[entity_id], now, entity_id in old) for entity_id in todo}
         rows = await conn.fetch(sql.bulk_replace if replace else sql.bulk_create, todo,
                                 [array_literal(latest[i].types) for i in todo],
                                 [array_literal(latest[i].scopes) for i in todo],
@@ -176,25 +186,34 @@ class BatchStore:
         for entity_id in todo:
             if entity_id not in written:
                 continue  # created concurrently: reported as AlreadyExists
-            before = old.get(entity_id)
-            new_attrs = latest[entity_id].attrs
-            gone = [k for k in before["keys"] if k not in new_attrs] if before else []
-            entries.append(change_entry(
-                op, entity_id, latest[entity_id].types, now, new=orjson.Fragment(attrs[entity_id]),
-                old=orjson.Fragment(before["attrs"]) if before else None,
-                removed=gone, created=before is None, scopes=latest[entity_id].scopes,
-                old_scopes=before["scopes"] if before else None, replaced=before is not None))
+            entries.append(_bulk_entry(op, latest[entity_id], attrs[entity_id], old.get(entity_id), now))
         if entries:
             await conn.execute(_INSERT_CHANGE, tenant, encode(entries))
         return written
+
+    @staticmethod
+    async def _bulk_single(conn: asyncpg.Connection, sql: _Sql, tenant: str, entity: EntityInput, now: str,
+                           now_dt: datetime, replace: bool, op: str) -> dict[str, bool] | None:
+        """``_bulk_attempt`` for one entity, optimistically (see ``run``); None when the entity changed between
+        the read and the write (nothing written)."""
+        before = await conn.fetchrow(sql.read_old, entity.id)
+        if before is not None and not replace:
+            return {}
+        attrs = _stamped(entity, now, before is not None)
+        payload = encode([_bulk_entry(op, entity, attrs, before, now)])
+        if before is None:
+            seq = await conn.fetchval(sql.single_insert, entity.id, entity.types, entity.scopes, now_dt,
+                                      attrs.decode(), tenant, payload)
+        else:
+            seq = await conn.fetchval(sql.single_update, entity.id, before["version"], entity.types, entity.scopes,
+                                      now_dt, attrs.decode(), tenant, payload)
+        return None if seq is None else {entity.id: before is None}
 
     async def run(self, tenant: str, items: list[tuple[str, Rule]], now: str, now_dt: datetime, *,
                   create_tenant: bool) -> BatchOutcome:
         """Apply ``items`` ((entity id, rule) in request order) atomically; per-item errors are reported."""
         sql = await self._statements(tenant, create_tenant)
-        if len({entity_id for entity_id, _ in items}) == 1:
-            # one entity (an IoT agent's upsert?options=update of one device): read it, apply, write it if
-            # unchanged meanwhile: two round trips instead of a transaction's five; a busy entity goes on to lock
+        if len({entity_id for entity_id, _ in items}) == 1:  # one entity: optimistically first
             async with self.entities.pool.acquire() as conn:
                 for _ in range(OPTIMISTIC_ATTEMPTS):
                     done = await self._single_attempt(conn, sql, tenant, items, now, now_dt)
@@ -262,6 +281,27 @@ class BatchStore:
         else:  # created and deleted again by the items: nothing stored, the entries still tell it
             seq = await conn.fetchval(_INSERT_CHANGE + " RETURNING seq", tenant, payload)
         return None if seq is None else (outcome, True)
+
+
+def _stamped(entity: EntityInput, now: str, replacing: bool) -> bytes:
+    """A bulk-written entity's attributes, serialised; replacing an entity, its instances are new now, not at
+    the entity's creation."""
+    entity_attrs = new_entity_attrs(entity, now)
+    if replacing:
+        for insts in entity_attrs.values():
+            for inst in insts:
+                inst["modifiedAt"] = now
+    return orjson.dumps(entity_attrs)
+
+
+def _bulk_entry(op: str, entity: EntityInput, attrs: bytes, before: Any, now: str) -> dict[str, Any]:
+    """The change entry of a bulk write (``before``: the row read before it, with the old attributes as JSON
+    text and their keys; None for a creation)."""
+    gone = [k for k in before["keys"] if k not in entity.attrs] if before else []
+    return change_entry(op, entity.id, entity.types, now, new=orjson.Fragment(attrs),
+                        old=orjson.Fragment(before["attrs"]) if before else None, removed=gone,
+                        created=before is None, scopes=entity.scopes,
+                        old_scopes=before["scopes"] if before else None, replaced=before is not None)
 
 
 def _apply(items: list[tuple[str, Rule]], before: dict[str, dict[str, Any]], now: str
