@@ -72,6 +72,7 @@ def create_app(settings: Settings, dsn: str) -> Starlette:
         await tenants.schema(DEFAULT_TENANT, create=True)
         contexts = ContextResolver(settings, pool)
         await contexts.start()
+        await contexts.listen(dsn)
         entities = EntityStore(pool, tenants, history=settings.history)
         recorder = Recorder(pool, tenants, keep_deleted=settings.history_on_delete == "keep")
         indexes = IndexAdvisor(dsn, threshold=settings.index_threshold)

@@ -5,6 +5,7 @@ Remote @contexts are served by a context server on 127.0.0.1 inside the test pro
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any, AsyncIterator
 from urllib.parse import quote
@@ -277,4 +278,51 @@ async def test_pg_store(database_dsn: str, ctx_server: ContextServer) -> None:
         assert await second.admin.list(tenant, "Hosted") == []
         await second.close()
     finally:
+        await pool.close()
+
+
+async def test_deletions_and_reloads_reach_every_process(database_dsn: str, ctx_server: ContextServer) -> None:
+    """Each process caches what it resolved: a context deleted through one process must not live on in another
+    (two resolvers on one database stand for two workers). After the deletion, the other one no longer serves
+    the hosted context, and using the remote one again fetches it and stores it again (it is listed)."""
+    from broker.config import Settings
+    from broker.errors import NgsiError
+    from broker.jsonld import ContextResolver
+    from broker.store import db, schema
+
+    conn = await db.connect(database_dsn)
+    try:
+        await schema.migrate(conn)
+    finally:
+        await conn.close()
+    pool = await db.create_pool(database_dsn, 2)
+    tenant = f"px{uuid.uuid4().hex[:8]}"
+    url = f"{ctx_server.base}/px-{uuid.uuid4().hex}.jsonld"
+    first, second = ContextResolver(Settings(), pool), ContextResolver(Settings(), pool)
+    try:
+        for resolver in (first, second):
+            await resolver.start()
+            await resolver.listen(database_dsn)
+        local_id = await first.admin.create_hosted({"B1": "urn:b1"}, tenant)
+        hosted = f"http://any.host/ngsi-ld/v1/jsonldContexts/{local_id}"
+        for resolver in (first, second):
+            await resolver.resolve(url, tenant)
+            assert (await resolver.resolve(hosted, tenant)).expand_term("B1") == "urn:b1"
+        await asyncio.sleep(0.3)  # both listeners are connected
+        await first.admin.delete(url, tenant, reload=False)
+        await first.admin.delete(local_id, tenant, reload=False)
+        for _ in range(50):  # the announcement reaches the other process within moments
+            try:
+                await second.resolve(hosted, tenant)
+            except NgsiError:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the other process still serves the deleted hosted @context")
+        await second.resolve(url, tenant)
+        await second.usage.flush()
+        assert url in {i.url for i in await first.admin.list(tenant, "Cached")}  # stored again on its next use
+    finally:
+        for resolver in (first, second):
+            await resolver.close()
         await pool.close()

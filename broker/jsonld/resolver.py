@@ -14,6 +14,7 @@ dict lookup. Deleting or reloading a stored context invalidates the Contexts bui
 from __future__ import annotations
 
 import asyncio
+import logging
 import hashlib
 import time
 from collections import OrderedDict
@@ -28,13 +29,17 @@ from pyld import jsonld
 
 from ..config import Settings
 from ..errors import NgsiError
-from ..store.contexts import ContextStore, MemoryContextStore, PgContextStore
+from ..store import db
+from ..store.contexts import CHANNEL, ContextStore, MemoryContextStore, PgContextStore
+from ..tasks import cancel
 from .context import Context, Processor, json_ld_error, pyld_options
 from .core import NGSI_LD, CORE_CONTEXT_URL, CORE_CONTEXT_URLS, hosted_id, hosted_path, is_core_context_url
 from .documents import (FileTable, Fetcher, check_context_value, check_document, check_storable, context_urls,
                         is_fetchable)
 from .hosting import ContextAdmin
 from .usage import UsageCounter
+
+log = logging.getLogger(__name__)
 
 MAX_CONTEXTS = 2048          # built Contexts kept (LRU)
 MAX_DOCUMENTS = 512          # remote documents kept in memory (LRU; the database keeps them all)
@@ -92,6 +97,8 @@ class ContextResolver:
         self._implicit: dict[tuple[str, Any], str] = {}
         self.core: Context
         self.admin = ContextAdmin(self)  # the /jsonldContexts operations
+        self._listener: asyncpg.Connection | None = None
+        self._listening: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -104,7 +111,46 @@ class ContextResolver:
         await self._fetcher.start()
         self.usage.start()
 
+    async def listen(self, dsn: str) -> None:
+        """Follow the other processes' deletions and reloads of stored contexts (announced by the store), so
+        that no process keeps using what another removed; a lost listening connection is reopened, and what
+        was announced meanwhile is covered by forgetting every stored context this process remembers."""
+        self._listening = asyncio.create_task(self._listen(dsn))
+
+    async def _listen(self, dsn: str) -> None:
+        while True:
+            lost = asyncio.Event()
+            try:
+                self._listener = await db.connect(dsn)
+                self._listener.add_termination_listener(lambda conn: lost.set())
+                await self._listener.add_listener(CHANNEL, self._announced)
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("@context announcements: %s", exc)
+            self.forget_stored()
+            await asyncio.sleep(1.0)
+
+    def _announced(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        msg = orjson.loads(payload)
+        if msg["op"] == "reload":
+            self._documents.pop(msg["url"], None)  # read again from the store, where the new body is
+            self.invalidate(msg["url"])
+        else:
+            self.forget(msg["tenant"], msg["id"], msg["url"], msg["kind"])
+
+    def forget_stored(self) -> None:
+        """Forget every stored context this process remembers (announcements may have been missed)."""
+        self._rows.clear()
+        self._hosted.clear()
+        self._implicit.clear()
+        self._documents.clear()
+        self._contexts.clear()
+        self._dependents.clear()
+
     async def close(self) -> None:
+        await cancel(self._listening)
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
         await self.usage.close()
         await self._fetcher.close()
         for task in self._inflight.values():

@@ -4,6 +4,10 @@
 ``/ngsi-ld/v1/jsonldContexts/{id}`` for Hosted/ImplicitlyCreated ones, so usage counters are keyed by
 (tenant, url) for all kinds. ``PgContextStore`` is the real store; ``MemoryContextStore`` has the same
 interface for unit tests and for a resolver built without a database.
+
+Each broker process caches what it resolved (``broker.jsonld.resolver``); a deletion or a reload of a stored
+context therefore announces itself (``pg_notify`` on ``CHANNEL``, in the statement that makes it, so it is
+heard once committed) and every process drops its copies (``ContextResolver.listen``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from typing import Any, Iterable, Protocol
 import asyncpg
 
 KINDS = ("Hosted", "Cached", "ImplicitlyCreated")
+CHANNEL = "ngsild_contexts"
+# the announcement of a changed row ``c`` (JSON: op, tenant, id, url, kind)
+_ANNOUNCE = ("pg_notify('" + CHANNEL + "', json_build_object('op', {op}, 'tenant', c.tenant, 'id', c.id, "
+             "'url', c.url, 'kind', c.kind)::text)")
 
 _COLUMNS = "tenant, id, url, kind, body, created_at, last_used_at, hits"
 
@@ -48,7 +56,7 @@ class ContextStore(Protocol):
 
 
 def _row(record: asyncpg.Record) -> StoredContext:
-    return StoredContext(**dict(record))
+    return StoredContext(**{k: v for k, v in record.items() if k != "announced"})
 
 
 class PgContextStore:
@@ -81,11 +89,13 @@ class PgContextStore:
 
     async def update_cached_body(self, url: str, body: Any) -> None:
         await self._pool.execute(
-            "UPDATE ngsild.contexts SET body = $2 WHERE url = $1 AND kind = 'Cached'", url, body)
+            "WITH c AS (UPDATE ngsild.contexts SET body = $2 WHERE url = $1 AND kind = 'Cached' "
+            f"RETURNING tenant, id, url, kind) SELECT {_ANNOUNCE.format(op=repr('reload'))} FROM c", url, body)
 
     async def delete(self, tenant: str, local_id: str) -> StoredContext | None:
         rec = await self._pool.fetchrow(
-            f"DELETE FROM ngsild.contexts WHERE tenant = $1 AND id = $2 RETURNING {_COLUMNS}", tenant, local_id)
+            f"WITH c AS (DELETE FROM ngsild.contexts WHERE tenant = $1 AND id = $2 RETURNING {_COLUMNS}) "
+            f"SELECT {_COLUMNS}, {_ANNOUNCE.format(op=repr('delete'))} AS announced FROM c", tenant, local_id)
         return _row(rec) if rec else None
 
     async def list(self, tenant: str, kind: str | None) -> list[StoredContext]:
