@@ -40,6 +40,8 @@ UPDATE = ("UPDATE bench_floor.docs SET doc = jsonb_set(doc, ARRAY[$2::text], coa
 SELECT = "SELECT doc FROM bench_floor.docs WHERE id = $1"
 UPSERT = ("INSERT INTO bench_floor.docs (id, doc) SELECT * FROM unnest($1::text[], $2::jsonb[])"
           " ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc RETURNING id, xmax = 0 AS inserted")
+# options=update: the attributes given are merged into the stored document
+UPSERT_MERGE = UPSERT.replace("SET doc = EXCLUDED.doc", "SET doc = docs.doc || EXCLUDED.doc")
 SCENARIOS = ("all", "create", "update", "get", "upsert")
 JSON = "application/json"
 
@@ -108,7 +110,8 @@ async def upsert(request: Request) -> Response:
     if not isinstance(entities, list) or not all(isinstance(e, dict) and isinstance(e.get("id"), str)
                                                  for e in entities):
         return _error(400, "array of entities expected")
-    rows = await _pool(request).fetch(UPSERT, [e["id"] for e in entities], [orjson.dumps(e) for e in entities])
+    statement = UPSERT_MERGE if request.query_params.get("options") == "update" else UPSERT
+    rows = await _pool(request).fetch(statement, [e["id"] for e in entities], [orjson.dumps(e) for e in entities])
     created = [row[0] for row in rows if row[1]]
     return Response(orjson.dumps(created), status_code=201, media_type=JSON) if created else Response(status_code=204)
 

@@ -45,6 +45,9 @@ SCENARIOS: list[Scenario] = [
     Scenario("create", "POST /entities", "creates/s", 2_000, "create.lua"),
     Scenario("update", "PATCH /entities/{id}/attrs/speed", "updates/s", 3_000, "update.lua"),
     Scenario("get", "GET /entities/{id}", "GETs/s", 5_000, "get.lua"),
+    # an IoT agent's partial update: a one-entity upsert?options=update (the partial-update target)
+    Scenario("upsert-one", "POST /entityOperations/upsert?options=update, one entity", "updates/s", 3_000,
+             "upsert_one.lua"),
     Scenario("upsert-new", "POST /entityOperations/upsert, new", "entities/s", 30_000),
     Scenario("upsert-existing", "POST /entityOperations/upsert, existing", "entities/s", 30_000),
 ]
@@ -220,6 +223,9 @@ def precheck(base_url: str) -> list[str]:
         ("create", "POST", base_url + payloads.ENTITIES_PATH, body, payloads.HEADERS, 201),
         ("update", "PATCH", attr_url, json.dumps(payloads.speed_patch(3)).encode(), payloads.HEADERS, 204),
         ("get", "GET", f"{base_url}{payloads.ENTITIES_PATH}/{entity_id}", None, link, 200),
+        ("upsert-one", "POST", f"{base_url}{payloads.UPSERT_PATH}?options=update",
+         json.dumps([{"id": entity_id, "type": "Vehicle", "heading": {"type": "Property", "value": 9}}]).encode(),
+         payloads.HEADERS, 204),
     ]
     for name, method, url, data, headers, expected in checks:
         status, reply = _request(method, url, data, headers)
