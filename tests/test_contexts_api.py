@@ -326,3 +326,36 @@ async def test_deletions_and_reloads_reach_every_process(database_dsn: str, ctx_
         for resolver in (first, second):
             await resolver.close()
         await pool.close()
+
+
+async def test_usage_counted_by_another_process_is_read_exactly(database_dsn: str, ctx_server: ContextServer) -> None:
+    """numberOfHits read through one process includes the uses another process counted a moment before (its
+    counters are flushed on request, not after up to a second)."""
+    from broker.config import Settings
+    from broker.jsonld import ContextResolver
+    from broker.store import db, schema
+
+    conn = await db.connect(database_dsn)
+    try:
+        await schema.migrate(conn)
+    finally:
+        await conn.close()
+    pool = await db.create_pool(database_dsn, 2)
+    tenant = f"pu{uuid.uuid4().hex[:8]}"
+    url = f"{ctx_server.base}/pu-{uuid.uuid4().hex}.jsonld"
+    counting, reading = ContextResolver(Settings(), pool), ContextResolver(Settings(), pool)
+    try:
+        for resolver in (counting, reading):
+            await resolver.start()
+            await resolver.listen(database_dsn)
+        await asyncio.sleep(0.3)  # both listeners are connected
+        await counting.resolve(url, tenant)  # fetched and stored, 1 hit
+        await counting.usage.flush()
+        for _ in range(3):
+            await counting.resolve(url, tenant)  # counted in memory only
+        info, _ = await reading.admin.serve(url, tenant)
+        assert info.hits == 4
+    finally:
+        for resolver in (counting, reading):
+            await resolver.close()
+        await pool.close()

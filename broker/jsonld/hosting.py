@@ -72,7 +72,7 @@ class ContextAdmin:
         return local_id
 
     async def list(self, tenant: str, kind: str | None) -> list[ContextInfo]:
-        await self._resolver.usage.flush()
+        await self._resolver.flush_usage()
         rows = await self._resolver.store.list(tenant, kind)
         core = [self._core_info()] if kind in (None, "Cached") else []
         return core + [_info(r) for r in rows]
@@ -93,7 +93,7 @@ class ContextAdmin:
         if self._is_core(ident):
             url = ident if is_core_context_url(ident) else CORE_CONTEXT_URL
             return self._core_info(), self._resolver.core_document(url)
-        await self._resolver.usage.flush()
+        await self._resolver.flush_usage()
         row, by_url = await self._row(ident, tenant)
         if row is None:
             raise NgsiError("ResourceNotFound", f"no @context {ident!r} is stored here")

@@ -41,6 +41,8 @@ from .usage import UsageCounter
 
 log = logging.getLogger(__name__)
 
+LISTENER_NAME = "ngsild-contexts"  # application_name of each process's announcement listener
+FLUSH_WAIT = 0.5             # how long a reader of usage counters waits for the other processes' answers
 MAX_CONTEXTS = 2048          # built Contexts kept (LRU)
 MAX_DOCUMENTS = 512          # remote documents kept in memory (LRU; the database keeps them all)
 MAX_NESTED_DOCUMENTS = 32    # context documents one @context may pull in
@@ -99,6 +101,8 @@ class ContextResolver:
         self.admin = ContextAdmin(self)  # the /jsonldContexts operations
         self._listener: asyncpg.Connection | None = None
         self._listening: asyncio.Task[None] | None = None
+        self._awaiting: dict[str, list[Any]] = {}  # usage flush token -> [answers missing, all answered]
+        self._flushing: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -121,7 +125,7 @@ class ContextResolver:
         while True:
             lost = asyncio.Event()
             try:
-                self._listener = await db.connect(dsn)
+                self._listener = await db.connect(dsn, LISTENER_NAME)
                 self._listener.add_termination_listener(lambda conn: lost.set())
                 await self._listener.add_listener(CHANNEL, self._announced)
                 await lost.wait()
@@ -132,11 +136,51 @@ class ContextResolver:
 
     def _announced(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         msg = orjson.loads(payload)
-        if msg["op"] == "reload":
+        if msg["op"] == "flush":  # another process reads the counters: add ours, then say so
+            if msg["from"] != conn.get_server_pid():
+                self._flushing.add(asyncio.create_task(self._flush_for(msg["token"])))
+        elif msg["op"] == "flushed":
+            waiting = self._awaiting.get(msg["token"])
+            if waiting is not None:
+                waiting[0] -= 1
+                if waiting[0] <= 0:
+                    waiting[1].set()
+        elif msg["op"] == "reload":
             self._documents.pop(msg["url"], None)  # read again from the store, where the new body is
             self.invalidate(msg["url"])
         else:
             self.forget(msg["tenant"], msg["id"], msg["url"], msg["kind"])
+
+    async def _flush_for(self, token: str) -> None:
+        try:
+            await self.usage.flush()
+            await self.store.announce({"op": "flushed", "token": token})
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("@context usage flush for another process: %s", exc)
+        finally:
+            self._flushing.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def flush_usage(self) -> None:
+        """Store every process's pending usage counters before they are read (``numberOfHits`` and
+        ``lastUsage`` are then exact whichever worker counted the uses): ours directly, the others' by asking
+        them through the announcements and waiting (a bounded moment) for each one's answer."""
+        await self.usage.flush()
+        listener = self._listener
+        if listener is None or listener.is_closed():
+            return
+        others = await self.store.listeners(LISTENER_NAME, listener.get_server_pid())
+        if not others:
+            return
+        token = uuid4().hex
+        waiting: list[Any] = [others, asyncio.Event()]
+        self._awaiting[token] = waiting
+        try:
+            await self.store.announce({"op": "flush", "token": token, "from": listener.get_server_pid()})
+            await asyncio.wait_for(waiting[1].wait(), FLUSH_WAIT)
+        except asyncio.TimeoutError:
+            log.warning("@context usage: %d other process(es) did not answer in time", waiting[0])
+        finally:
+            del self._awaiting[token]
 
     def forget_stored(self) -> None:
         """Forget every stored context this process remembers (announcements may have been missed)."""

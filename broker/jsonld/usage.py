@@ -1,7 +1,8 @@
 """Usage counters of stored @contexts (``numberOfHits``, ``lastUsage``), kept in memory and flushed in batches.
 
 Counting a use is a dict increment on the request path; a background task writes the sums with one UPDATE
-per second, and readers of the counters flush first, so within one process the numbers are exact.
+per second, and readers of the counters flush first: their own process's directly, the other processes'
+on request (``ContextResolver.flush_usage``), so the numbers are exact whichever worker counted a use.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ interface for unit tests and for a resolver built without a database.
 
 Each broker process caches what it resolved (``broker.jsonld.resolver``); a deletion or a reload of a stored
 context therefore announces itself (``pg_notify`` on ``CHANNEL``, in the statement that makes it, so it is
-heard once committed) and every process drops its copies (``ContextResolver.listen``).
+heard once committed) and every process drops its copies (``ContextResolver.listen``). The same channel
+carries the requests of a process about to read the usage counters that the others store theirs, and their
+answers (``ContextResolver.flush_usage``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Protocol
 
 import asyncpg
+import orjson
 
 KINDS = ("Hosted", "Cached", "ImplicitlyCreated")
 CHANNEL = "ngsild_contexts"
@@ -53,6 +56,8 @@ class ContextStore(Protocol):
     async def delete(self, tenant: str, local_id: str) -> StoredContext | None: ...
     async def list(self, tenant: str, kind: str | None) -> list[StoredContext]: ...
     async def add_usage(self, usage: Iterable[Usage]) -> None: ...
+    async def announce(self, message: dict[str, Any]) -> None: ...
+    async def listeners(self, application_name: str, own_pid: int) -> int: ...
 
 
 def _row(record: asyncpg.Record) -> StoredContext:
@@ -92,6 +97,16 @@ class PgContextStore:
             "WITH c AS (UPDATE ngsild.contexts SET body = $2 WHERE url = $1 AND kind = 'Cached' "
             f"RETURNING tenant, id, url, kind) SELECT {_ANNOUNCE.format(op=repr('reload'))} FROM c", url, body)
 
+    async def announce(self, message: dict[str, Any]) -> None:
+        await self._pool.execute(f"SELECT pg_notify('{CHANNEL}', $1)", orjson.dumps(message).decode())
+
+    async def listeners(self, application_name: str, own_pid: int) -> int:
+        """How many other sessions named ``application_name`` (the other processes' listeners) are open."""
+        return await self._pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND pid <> $2 "
+            "AND datname = current_database()",  # notifications stay within one database
+            application_name, own_pid)
+
     async def delete(self, tenant: str, local_id: str) -> StoredContext | None:
         rec = await self._pool.fetchrow(
             f"WITH c AS (DELETE FROM ngsild.contexts WHERE tenant = $1 AND id = $2 RETURNING {_COLUMNS}) "
@@ -121,6 +136,12 @@ class MemoryContextStore:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], StoredContext] = {}
+
+    async def announce(self, message: dict[str, Any]) -> None:
+        return None  # one process: nobody else to tell
+
+    async def listeners(self, application_name: str, own_pid: int) -> int:
+        return 0
 
     async def get(self, tenant: str, local_id: str) -> StoredContext | None:
         return self._rows.get((tenant, local_id))

@@ -65,9 +65,10 @@ async def create_pool(dsn: str, size: int, statement_timeout_ms: int = 30_000) -
     )
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
-    """A dedicated connection (migrations, LISTEN), with the same codecs as the pool."""
-    conn = await asyncpg.connect(dsn, server_settings={"application_name": "ngsild-broker", "jit": "off",
+async def connect(dsn: str, application_name: str = "ngsild-broker") -> asyncpg.Connection:
+    """A dedicated connection (migrations, LISTEN), with the same codecs as the pool; ``application_name``
+    lets a connection with a role be counted in ``pg_stat_activity``."""
+    conn = await asyncpg.connect(dsn, server_settings={"application_name": application_name, "jit": "off",
                                                        "TimeZone": "UTC"})
     await init_connection(conn)
     return conn
