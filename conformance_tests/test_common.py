@@ -125,13 +125,18 @@ async def raw_http(broker_url: str, head: str, body: bytes = b"") -> tuple[int, 
 @pytest.mark.parametrize("method,path", [("POST", "/entities"), ("PATCH", "/entities/{id}/attrs"),
                                          ("PUT", "/entities/{id}"), ("POST", "/entityOperations/create")])
 async def test_missing_content_length_is_411(ngsi: Ngsi, broker_url: str, method: str, path: str) -> None:
-    """6.3.4: POST, PATCH and PUT requests shall carry a Content-Length: without one (and without a body)
-    the answer is 411 Length Required (ETSI TP 046_01)."""
+    """6.3.4: POST, PATCH and PUT requests shall carry a Content-Length: without one the answer is just a 411,
+    without a body (ETSI TP 046_01), whether the request has no body or a chunked one, and before the tenant
+    is looked up (a tenant that does not exist does not make it a 404)."""
     ent = entity("Vehicle", speed=prop(1))
     await ngsi.create_ok(ent)
     target = "/ngsi-ld/v1" + path.replace("{id}", ngsi.quote_id(ent["id"]))
-    status, _ = await raw_http(broker_url, f"{method} {target} HTTP/1.1\nContent-Type: application/json\n")
-    assert status == 411
+    head = f"{method} {target} HTTP/1.1\nContent-Type: application/json\n"
+    assert await raw_http(broker_url, head) == (411, b"")
+    chunk = b'{"speed": {"type": "Property", "value": 2}}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunk), chunk)
+    assert await raw_http(broker_url, head + "Transfer-Encoding: chunked\n", chunked) == (411, b"")
+    assert await raw_http(broker_url, head + "NGSILD-Tenant: no-such-tenant-411\n") == (411, b"")
     assert (await ngsi.fetch(ent["id"]))["speed"] == prop(1)
 
 

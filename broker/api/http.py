@@ -3,8 +3,9 @@
 NGSI-LD rules implemented here (GS CIM 009 clauses 6.3.4 - 6.3.6):
 
 * request bodies are ``application/json`` (context in a ``Link`` header) or ``application/ld+json``
-  (``@context`` in the body); mixing them up is 400, another media type is 415, a body-carrying request with
-  neither ``Content-Length`` nor chunked encoding is 411, a body above the configured size is 413;
+  (``@context`` in the body); mixing them up is 400, another media type is 415, a body above the configured
+  size is 413 (a POST, PATCH or PUT without ``Content-Length`` never gets here: ``broker.api.middleware``
+  answers it with a bare 411);
 * responses are chosen from the ``Accept`` header by RFC 9110 rules (most specific range decides an offer's
   weight, ``q=0`` refuses it), ties broken by the spec's order json, ld+json, geo+json; nothing acceptable
   is 406.
@@ -157,11 +158,7 @@ def link_header(url: str) -> str:
 
 
 async def read_body(request: Request, *, max_bytes: int) -> bytes:
-    headers = request.headers
-    length = headers.get("content-length")
-    if length is None and "chunked" not in headers.get("transfer-encoding", "").lower():
-        raise NgsiError("LengthRequired", "a request body with a Content-Length is required", status=411,
-                        title="Length required")
+    length = request.headers.get("content-length")
     if length is not None:
         try:
             if int(length) > max_bytes:

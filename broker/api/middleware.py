@@ -2,7 +2,10 @@
 
 * ``/entities/`` and ``/entityOperations/upsert/`` are answered like their slash-less paths (clients send
   both; a redirect would lose POST bodies in some clients);
-* the ``NGSILD-Tenant`` request header is echoed on the response.
+* the ``NGSILD-Tenant`` request header is echoed on the response;
+* a POST, PATCH or PUT without ``Content-Length`` gets a bare 411 (6.3.4: "just a 411 HTTP status code
+  (without any payload body)"; chunked transfer has no exemption), before anything else is looked at, so a
+  missing tenant or resource cannot turn it into another error.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _TENANT = b"ngsild-tenant"
+_LENGTH = b"content-length"
+_BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
 
 
 class NgsiMiddleware:
@@ -29,10 +34,16 @@ class NgsiMiddleware:
             if raw:
                 scope["raw_path"] = raw.rstrip(b"/") or b"/"
         tenant = None
+        length = scope["method"] not in _BODY_METHODS
         for name, value in scope["headers"]:
             if name == _TENANT:
                 tenant = value
-                break
+            elif name == _LENGTH:
+                length = True
+        if not length:
+            await send({"type": "http.response.start", "status": 411, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         scope["ngsild.tenant"] = tenant  # read by broker.api.http.tenant_of (saves a header scan)
         if tenant is None:
             await self.app(scope, receive, send)
