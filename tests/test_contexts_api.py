@@ -6,6 +6,7 @@ Remote @contexts are served by a context server on 127.0.0.1 inside the test pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any, AsyncIterator
 from urllib.parse import quote
@@ -239,17 +240,23 @@ async def test_tenant_isolation(http: aiohttp.ClientSession, broker_url: str) ->
 
 # ---- the PostgreSQL store behind the resolver ----------------------------------------------------------
 
-async def test_pg_store(database_dsn: str, ctx_server: ContextServer) -> None:
-    from broker.config import Settings
-    from broker.jsonld import ContextResolver
+async def migrated_pool(dsn: str) -> Any:
+    """A small pool on the session database, migrated (the storage-level tests below)."""
     from broker.store import db, schema
 
-    conn = await db.connect(database_dsn)
+    conn = await db.connect(dsn)
     try:
         await schema.migrate(conn)
     finally:
         await conn.close()
-    pool = await db.create_pool(database_dsn, 2)
+    return await db.create_pool(dsn, 2)
+
+
+async def test_pg_store(database_dsn: str, ctx_server: ContextServer) -> None:
+    from broker.config import Settings
+    from broker.jsonld import ContextResolver
+
+    pool = await migrated_pool(database_dsn)
     tenant = f"pg{uuid.uuid4().hex[:8]}"
     url = f"{ctx_server.base}/pg-{uuid.uuid4().hex}.jsonld"
     try:
@@ -281,34 +288,40 @@ async def test_pg_store(database_dsn: str, ctx_server: ContextServer) -> None:
         await pool.close()
 
 
-async def test_deletions_and_reloads_reach_every_process(database_dsn: str, ctx_server: ContextServer) -> None:
-    """Each process caches what it resolved: a context deleted through one process must not live on in another
-    (two resolvers on one database stand for two workers). After the deletion, the other one no longer serves
-    the hosted context, and using the remote one again fetches it and stores it again (it is listed)."""
+@contextlib.asynccontextmanager
+async def two_processes(dsn: str) -> AsyncIterator[tuple[Any, Any]]:
+    """Two resolvers on one (migrated) database, each following the announcements: two broker workers."""
     from broker.config import Settings
-    from broker.errors import NgsiError
     from broker.jsonld import ContextResolver
-    from broker.store import db, schema
 
-    conn = await db.connect(database_dsn)
+    pool = await migrated_pool(dsn)
+    resolvers = (ContextResolver(Settings(), pool), ContextResolver(Settings(), pool))
     try:
-        await schema.migrate(conn)
+        for resolver in resolvers:
+            await resolver.start()
+            await resolver.listen(dsn)
+        await asyncio.sleep(0.3)  # both listeners are connected
+        yield resolvers
     finally:
-        await conn.close()
-    pool = await db.create_pool(database_dsn, 2)
+        for resolver in resolvers:
+            await resolver.close()
+        await pool.close()
+
+
+async def test_deletions_and_reloads_reach_every_process(database_dsn: str, ctx_server: ContextServer) -> None:
+    """Each process caches what it resolved: a context deleted through one process must not live on in another.
+    After the deletion, the other one no longer serves the hosted context, and using the remote one again
+    fetches it and stores it again (it is listed)."""
+    from broker.errors import NgsiError
+
     tenant = f"px{uuid.uuid4().hex[:8]}"
     url = f"{ctx_server.base}/px-{uuid.uuid4().hex}.jsonld"
-    first, second = ContextResolver(Settings(), pool), ContextResolver(Settings(), pool)
-    try:
-        for resolver in (first, second):
-            await resolver.start()
-            await resolver.listen(database_dsn)
+    async with two_processes(database_dsn) as (first, second):
         local_id = await first.admin.create_hosted({"B1": "urn:b1"}, tenant)
         hosted = f"http://any.host/ngsi-ld/v1/jsonldContexts/{local_id}"
         for resolver in (first, second):
             await resolver.resolve(url, tenant)
             assert (await resolver.resolve(hosted, tenant)).expand_term("B1") == "urn:b1"
-        await asyncio.sleep(0.3)  # both listeners are connected
         await first.admin.delete(url, tenant, reload=False)
         await first.admin.delete(local_id, tenant, reload=False)
         for _ in range(50):  # the announcement reaches the other process within moments
@@ -322,40 +335,17 @@ async def test_deletions_and_reloads_reach_every_process(database_dsn: str, ctx_
         await second.resolve(url, tenant)
         await second.usage.flush()
         assert url in {i.url for i in await first.admin.list(tenant, "Cached")}  # stored again on its next use
-    finally:
-        for resolver in (first, second):
-            await resolver.close()
-        await pool.close()
 
 
 async def test_usage_counted_by_another_process_is_read_exactly(database_dsn: str, ctx_server: ContextServer) -> None:
     """numberOfHits read through one process includes the uses another process counted a moment before (its
     counters are flushed on request, not after up to a second)."""
-    from broker.config import Settings
-    from broker.jsonld import ContextResolver
-    from broker.store import db, schema
-
-    conn = await db.connect(database_dsn)
-    try:
-        await schema.migrate(conn)
-    finally:
-        await conn.close()
-    pool = await db.create_pool(database_dsn, 2)
     tenant = f"pu{uuid.uuid4().hex[:8]}"
     url = f"{ctx_server.base}/pu-{uuid.uuid4().hex}.jsonld"
-    counting, reading = ContextResolver(Settings(), pool), ContextResolver(Settings(), pool)
-    try:
-        for resolver in (counting, reading):
-            await resolver.start()
-            await resolver.listen(database_dsn)
-        await asyncio.sleep(0.3)  # both listeners are connected
+    async with two_processes(database_dsn) as (counting, reading):
         await counting.resolve(url, tenant)  # fetched and stored, 1 hit
         await counting.usage.flush()
         for _ in range(3):
             await counting.resolve(url, tenant)  # counted in memory only
         info, _ = await reading.admin.serve(url, tenant)
         assert info.hits == 4
-    finally:
-        for resolver in (counting, reading):
-            await resolver.close()
-        await pool.close()

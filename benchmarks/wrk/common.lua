@@ -35,6 +35,17 @@ function M.setup(thread)
   next_tid = next_tid + 1
 end
 
+-- the seeded-id scripts' init (args[1]: how many were seeded) and their random pick, each thread its own
+local seeds = 10000
+function M.seeded(args)
+  seeds = tonumber(args[1] or "10000")
+  math.randomseed(os.time() + 7919 * tid)
+end
+
+function M.random_seed_id()
+  return M.seed_id(math.random(0, seeds - 1))
+end
+
 function M.report(summary, latency)
   local e = summary.errors
   io.write(string.format(
@@ -42,6 +53,10 @@ function M.report(summary, latency)
       .. '"p50_us":%d,"p99_us":%d,"mean_us":%.1f}\n',
     summary.requests, summary.duration, summary.bytes, e.status, e.connect + e.read + e.write + e.timeout,
     latency:percentile(50), latency:percentile(99), latency.mean))
+end
+
+function M.done(summary, latency, requests)
+  M.report(summary, latency)
 end
 
 return M

@@ -3,19 +3,9 @@
 package.path = debug.getinfo(1, "S").source:match("^@(.*/)") .. "?.lua;" .. package.path
 local common = require("common")
 
-local count = 10000
-setup = common.setup
-
-function init(args)
-  count = tonumber(args[1] or "10000")
-  math.randomseed(os.time() + 7919 * tid)
-end
+setup, init, done = common.setup, common.seeded, common.done
 
 function request()
-  local path = "/ngsi-ld/v1/entities/" .. common.seed_id(math.random(0, count - 1))
+  local path = "/ngsi-ld/v1/entities/" .. common.random_seed_id()
   return wrk.format("GET", path, common.get_headers, nil)
-end
-
-function done(summary, latency, requests)
-  common.report(summary, latency)
 end

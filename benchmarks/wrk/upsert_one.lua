@@ -4,25 +4,16 @@
 package.path = debug.getinfo(1, "S").source:match("^@(.*/)") .. "?.lua;" .. package.path
 local common = require("common")
 
-local count, n = 10000, 0
-setup = common.setup
-
-function init(args)
-  count = tonumber(args[1] or "10000")
-  math.randomseed(os.time() + 7919 * tid)
-end
+local n = 0
+setup, init, done = common.setup, common.seeded, common.done
 
 function request()
   n = n + 1
-  local id = common.seed_id(math.random(0, count - 1))
+  local id = common.random_seed_id()
   local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
   local body = string.format('[{"id":"%s","type":"Vehicle",'
     .. '"speed":{"type":"Property","value":%.2f,"unitCode":"KMH","observedAt":"%s"},'
     .. '"heading":{"type":"Property","value":%d,"unitCode":"DD","observedAt":"%s"}}]',
     id, 30.25 + n % 70, now, (n * 7) % 360, now)
   return wrk.format("POST", "/ngsi-ld/v1/entityOperations/upsert?options=update", common.headers, body)
-end
-
-function done(summary, latency, requests)
-  common.report(summary, latency)
 end
