@@ -13,7 +13,7 @@ from ..jsonld import Context
 from ..model import operations
 from ..model.entity import attribute_iri, parse_entity, parse_fragment, parse_instance
 from ..model.operations import Write
-from .http import JSON, LD_JSON, MERGE_PATCH, body_context, json_response, no_content, read_json, tenant_of
+from .http import JSON, LD_JSON, MERGE_PATCH, json_response, no_content, read_json_in_context, tenant_of
 from .params import bool_param, check_params, entity_path_id, link_context, now, options_of
 
 
@@ -28,11 +28,9 @@ def update_result(write: Write, ctx: Context) -> Response:
 
 
 async def _body(request: Request, *, patch: bool = False) -> tuple[Any, Context, str]:
-    broker = broker_of(request)
     tenant = tenant_of(request)
-    allowed = (JSON, LD_JSON, MERGE_PATCH) if patch else (JSON, LD_JSON)
-    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes, allowed=allowed)
-    ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
+    body, _, ctx = await read_json_in_context(request, tenant, allowed=(JSON, LD_JSON, MERGE_PATCH) if patch
+                                              else (JSON, LD_JSON))
     return body, ctx, tenant
 
 

@@ -17,7 +17,7 @@ from ..model.entity import ENTITY_MEMBERS, attribute_iri, parse_entity
 from ..query.types import parse_types, type_holds
 from ..services import broker_of
 from .http import (GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content, read_json,
-                   tenant_of)
+                   read_json_in_context, tenant_of)
 from .params import (
     REPRESENTATION_OPTIONS,
     body_object,
@@ -86,8 +86,7 @@ async def replace_entity(request: Request) -> Response:
     broker = broker_of(request)
     tenant = tenant_of(request)
     entity_id = entity_path_id(request)
-    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes)
-    ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
+    body, _, ctx = await read_json_in_context(request, tenant)
     entity = parse_entity(body, ctx, require_id=False)
     operations.check_same_id(entity, entity_id)
     stamp, stamp_dt = now()
@@ -101,9 +100,7 @@ async def merge_entity(request: Request) -> Response:
     broker = broker_of(request)
     tenant = tenant_of(request)
     entity_id = entity_path_id(request)
-    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes,
-                                  allowed=(JSON, LD_JSON, MERGE_PATCH))
-    ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
+    body, _, ctx = await read_json_in_context(request, tenant, allowed=(JSON, LD_JSON, MERGE_PATCH))
     options = options_of(request, ("keyValues", "simplified", "concise", "normalized"))
     observed_at = request.query_params.get("observedAt")
     if observed_at is not None:

@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import NgsiError
+from ..jsonld import Context
+from ..services import broker_of
 from ..store.tenants import check_tenant
 
 JSON = "application/json"
@@ -207,6 +209,16 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_nul(v) for v in value)
     return False
+
+
+async def read_json_in_context(request: Request, tenant: str, *, allowed: tuple[str, ...] = (JSON, LD_JSON)
+                               ) -> tuple[Any, Any, Context]:
+    """The parsed JSON body (``read_json``), the @context it came with (``body_context``: in the body or the
+    Link header) and that context resolved for ``tenant``."""
+    broker = broker_of(request)
+    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes, allowed=allowed)
+    raw_context = body_context(body, ctype, request)
+    return body, raw_context, await broker.contexts.resolve(raw_context, tenant)
 
 
 def body_context(body: Any, ctype: str, request: Request) -> Any:

@@ -26,8 +26,8 @@ from ..registrations.match import RegistrationFilter
 from ..registrations.model import apply_patch, parse_registration, render_registration
 from ..services import broker_of
 from ..temporal.params import parse_temporal
-from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
-                   read_json, tenant_of)
+from .http import (JSON, LD_JSON, MERGE_PATCH, negotiate, no_content,
+                   read_json_in_context, tenant_of)
 from .params import bool_param, check_params, link_context, list_param, member_path_id, now, options_of
 from .query import geo_of, int_param, page_headers, parse_q_param
 from .render import context_response
@@ -45,9 +45,7 @@ async def create_registration(request: Request) -> Response:
     check_params(request, ())
     broker = broker_of(request)
     tenant = tenant_of(request)
-    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes)
-    raw_context = body_context(body, ctype, request)
-    ctx = await broker.contexts.resolve(raw_context, tenant)
+    body, raw_context, ctx = await read_json_in_context(request, tenant)
     stamp, stamp_dt = now()
     reg = parse_registration(body, ctx, stamp)
     reg_id = reg.setdefault("id", f"urn:ngsi-ld:ContextSourceRegistration:{uuid4()}")
@@ -137,9 +135,7 @@ async def update_registration(request: Request) -> Response:
     broker = broker_of(request)
     tenant = tenant_of(request)
     reg_id = member_path_id(request, "registration")
-    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes,
-                                  allowed=(JSON, LD_JSON, MERGE_PATCH))
-    ctx = await broker.contexts.resolve(body_context(body, ctype, request), tenant)
+    body, _, ctx = await read_json_in_context(request, tenant, allowed=(JSON, LD_JSON, MERGE_PATCH))
     for _ in range(PATCH_ATTEMPTS):
         row = await store.get(broker.pool, tenant, reg_id)
         if row is None:

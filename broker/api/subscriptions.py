@@ -20,8 +20,8 @@ from ..services import broker_of
 from ..subscriptions.model import (apply_patch, parse_subscription, parse_subscription_q, render_subscription,
                                    status_of)
 from ..subscriptions.store import stats_of
-from .http import (JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content,
-                   read_json, tenant_of)
+from .http import (JSON, LD_JSON, MERGE_PATCH, negotiate, no_content,
+                   read_json_in_context, tenant_of)
 from .params import bool_param, check_params, link_context, member_path_id, now, options_of
 from .query import int_param, page_headers
 from .render import base_url, context_response
@@ -54,9 +54,7 @@ async def create_subscription(request: Request) -> Response:
     check_params(request, ())
     broker = broker_of(request)
     tenant = tenant_of(request)
-    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes)
-    raw_context = body_context(body, ctype, request)
-    ctx = await broker.contexts.resolve(raw_context, tenant)
+    body, raw_context, ctx = await read_json_in_context(request, tenant)
     stamp, stamp_dt = now()
     sub = parse_subscription(body, ctx, stamp)
     await _check_in_context(request, sub, ctx, tenant)
@@ -119,10 +117,7 @@ async def update_subscription(request: Request) -> Response:
     broker = broker_of(request)
     tenant = tenant_of(request)
     sub_id = member_path_id(request, "subscription")
-    body, ctype = await read_json(request, max_bytes=broker.settings.max_body_bytes,
-                                  allowed=(JSON, LD_JSON, MERGE_PATCH))
-    raw_context = body_context(body, ctype, request)
-    ctx = await broker.contexts.resolve(raw_context, tenant)
+    body, raw_context, ctx = await read_json_in_context(request, tenant, allowed=(JSON, LD_JSON, MERGE_PATCH))
     for _ in range(PATCH_ATTEMPTS):
         row = await broker.subscriptions.get(tenant, sub_id)
         if row is None:
