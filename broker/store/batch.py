@@ -263,12 +263,12 @@ class BatchStore:
         entity_id = items[0][0]
         row = await conn.fetchrow(sql.get, entity_id)
         before = {entity_id: dict(row)} if row is not None else {}
-        outcome, changes, state, dirty = _apply(items, before, now)
+        outcome, changes, state, _ = _apply(items, before, now)
         if not changes:
             return outcome, False
         payload = encode(changes)
         new = state.get(entity_id)
-        if new is not None and entity_id in dirty:
+        if new is not None:  # a rule set it (logged changes end either in a state or in a deletion)
             attrs = orjson.dumps(new["attrs"]).decode()
             if row is None:
                 seq = await conn.fetchval(sql.single_insert, entity_id, new["types"], new["scopes"], now_dt, attrs,

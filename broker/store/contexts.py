@@ -23,9 +23,10 @@ import orjson
 
 KINDS = ("Hosted", "Cached", "ImplicitlyCreated")
 CHANNEL = "ngsild_contexts"
-# the announcement of a changed row ``c`` (JSON: op, tenant, id, url, kind)
-_ANNOUNCE = ("pg_notify('" + CHANNEL + "', json_build_object('op', {op}, 'tenant', c.tenant, 'id', c.id, "
-             "'url', c.url, 'kind', c.kind)::text)")
+# the announcement of each changed row ``c`` (JSON: op, tenant, id, url, kind), as a FROM item: pg_notify
+# returns void, so it yields one row per announced row (as in broker.subscriptions.store)
+_ANNOUNCE = ("LATERAL pg_notify('" + CHANNEL + "', json_build_object('op', {op}, 'tenant', c.tenant, 'id', c.id, "
+             "'url', c.url, 'kind', c.kind)::text) n")
 
 _COLUMNS = "tenant, id, url, kind, body, created_at, last_used_at, hits"
 
@@ -61,7 +62,7 @@ class ContextStore(Protocol):
 
 
 def _row(record: asyncpg.Record) -> StoredContext:
-    return StoredContext(**{k: v for k, v in record.items() if k != "announced"})
+    return StoredContext(**dict(record))
 
 
 class PgContextStore:
@@ -95,7 +96,7 @@ class PgContextStore:
     async def update_cached_body(self, url: str, body: Any) -> None:
         await self._pool.execute(
             "WITH c AS (UPDATE ngsild.contexts SET body = $2 WHERE url = $1 AND kind = 'Cached' "
-            f"RETURNING tenant, id, url, kind) SELECT {_ANNOUNCE.format(op=repr('reload'))} FROM c", url, body)
+            f"RETURNING tenant, id, url, kind) SELECT 1 FROM c, {_ANNOUNCE.format(op=repr('reload'))}", url, body)
 
     async def announce(self, message: dict[str, Any]) -> None:
         await self._pool.execute(f"SELECT pg_notify('{CHANNEL}', $1)", orjson.dumps(message).decode())
@@ -110,7 +111,7 @@ class PgContextStore:
     async def delete(self, tenant: str, local_id: str) -> StoredContext | None:
         rec = await self._pool.fetchrow(
             f"WITH c AS (DELETE FROM ngsild.contexts WHERE tenant = $1 AND id = $2 RETURNING {_COLUMNS}) "
-            f"SELECT {_COLUMNS}, {_ANNOUNCE.format(op=repr('delete'))} AS announced FROM c", tenant, local_id)
+            f"SELECT c.* FROM c, {_ANNOUNCE.format(op=repr('delete'))}", tenant, local_id)
         return _row(rec) if rec else None
 
     async def list(self, tenant: str, kind: str | None) -> list[StoredContext]:
