@@ -288,8 +288,9 @@ def test_sql_box_is_python_box(db: Db, line: list[list[float]]):
     assert all(abs(a - b) <= 1e-9 for a, b in zip((x1, y1, x2, y2), expected)), (got, expected)
 
 
+# strings without U+0000, which jsonb cannot hold (the cast would fail before either function runs)
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-200, 200), st.floats(-200, 200, allow_nan=False),
-                         st.text(max_size=3))
+                         st.text(st.characters(exclude_characters="\x00"), max_size=3))
 odd_coordinates = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4), max_leaves=8)
 geometry_like = st.one_of(
     json_scalars,
