@@ -66,8 +66,9 @@ TELL_EVERY = 0.001
 # meanwhile (at 1,000 writes/s, a read per write would cost more database round trips than the writes)
 GATHER = 0.002
 FLUSH_EVERY = 0.2
-# after a delivery's outcome, the flush of the counters waits this long for the next outcomes (a flush per
-# notification would cost a statement each; other processes' readers of the counters see them this late)
+# the counters are flushed at most once per SETTLE_GATHER: under load the outcomes of those moments share one
+# statement (a flush per notification would cost a statement each), while the first outcome after a quiet
+# moment is flushed at once, so that another process's read right after a notification counts it
 SETTLE_GATHER = 0.05
 PERIODIC_TICK = 0.25  # how often periodic subscriptions are checked for being due
 GRAB_AFTER = 10.0  # seconds after start before taking partitions beyond this process's share
@@ -93,6 +94,12 @@ class Part:
     start: int          # changes up to here were handled before this process took the partition
     saved: int
     pending: Counter[int] = field(default_factory=Counter)  # change seq -> notifications not yet settled
+
+
+def settle_delay(since_flush: float) -> float:
+    """How long a flush of the counters waits after an outcome, ``since_flush`` seconds after the last one:
+    nothing after a quiet moment, else the rest of ``SETTLE_GATHER`` (at most one flush per interval)."""
+    return max(0.0, SETTLE_GATHER - since_flush)
 
 
 class Dispatcher:
@@ -123,6 +130,7 @@ class Dispatcher:
         self._settle = asyncio.Event()  # outcomes to record: flush soon (other processes read the counters)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = time.monotonic()
+        self._flushed_at = 0.0  # when counters were last flushed (monotonic)
 
     async def start(self) -> None:
         await self.pool.execute(
@@ -452,7 +460,7 @@ class Dispatcher:
         while True:
             try:
                 await asyncio.wait_for(self._settle.wait(), FLUSH_EVERY)
-                await asyncio.sleep(SETTLE_GATHER)  # the outcomes of the next moments join this flush
+                await asyncio.sleep(settle_delay(time.monotonic() - self._flushed_at))
             except asyncio.TimeoutError:
                 pass
             self._settle.clear()
@@ -481,6 +489,7 @@ class Dispatcher:
         stats, self.stats = self.stats, {}
         if stats:
             self._flushing = stats
+            self._flushed_at = time.monotonic()
             try:
                 await self.store.add_stats([(t, s, *v) for (t, s), v in stats.items()])
             except BaseException:
