@@ -186,6 +186,20 @@ async def test_purge_without_filter_is_400(ngsi: Ngsi) -> None:
     await ngsi.fetch(ent["id"])
 
 
+async def test_purge_by_id_or_id_pattern_alone_is_400(ngsi: Ngsi) -> None:
+    """5.6.21.4: an id or an idPattern is no qualifying filter of a purge, so that ``idPattern=.*`` cannot empty
+    the tenant: BadRequestData, nothing deleted (ETSI TP 060_06_01, 060_06_02); with a type they restrict it."""
+    type_ = unique_name("Purge")
+    ent = entity(type_)
+    await ngsi.create_ok(ent)
+    for params in ({"idPattern": ".*"}, {"id": ent["id"]}, {"idPattern": "^" + ent["id"]}):
+        problem(await ngsi.request("DELETE", "/entities", params=params), 400, "BadRequestData")
+    await ngsi.fetch(ent["id"])
+    reply = await ngsi.request("DELETE", "/entities", params={"type": type_, "idPattern": "^" + ent["id"]})
+    assert reply.status == 204, reply
+    assert (await ngsi.get(ent["id"])).status == 404
+
+
 async def test_purge_drop_and_keep(ngsi: Ngsi) -> None:
     """5.6.21.4: ``drop`` deletes the listed attributes of the matching entities, ``keep`` deletes all other
     attributes; the entities themselves remain (ETSI TPs 060_04, 060_05)."""

@@ -100,7 +100,7 @@ def filters_of(request: Request, ctx: Context, what: str) -> EntityQuery:
     # csf filters Context Source Registrations, which a local query does not consult; it is still checked
     # (its grammar is q's, 4.9) so that a malformed one is a bad request rather than ignored
     parse_q_param(request.query_params.get("csf"))
-    _require_selector(query, request, what, wildcard)
+    _require_selector(query, request, what, wildcard, id_pattern_qualifies=what != "purge")
     return query
 
 
@@ -111,15 +111,19 @@ def geo_of(request: Request) -> GeoQuery | None:
                             params.get("geoproperty"))
 
 
-def _require_selector(query: EntityQuery, request: Request, what: str, wildcard: bool = False) -> None:
+def _require_selector(query: EntityQuery, request: Request, what: str, wildcard: bool = False, *,
+                      id_pattern_qualifies: bool = True) -> None:
     """GS CIM 009 5.7.2.4 / 5.6.21.4: a query needs a type (``*`` too), attrs, a q on a non-system attribute,
     a geo-query or local=true (ids alone are too wide: ETSI 019_03_05, 5722_01_02; an idPattern alone and
-    scopeQ are still accepted); else BadRequestData."""
-    typed = wildcard or any(sel.types is not None or sel.id_pattern for sel in query.selectors)
+    scopeQ are still accepted by queries); else BadRequestData. A purge does not take an idPattern alone:
+    ``DELETE /entities?idPattern=.*`` would empty the tenant (5.6.21.4; ETSI 060_06_02)."""
+    typed = wildcard or any(sel.types is not None or (id_pattern_qualifies and sel.id_pattern)
+                            for sel in query.selectors)
     if not (typed or query.attrs or _q_on_attributes(query.q) or query.scope_q is not None
             or query.geo is not None or bool_param(request, "local")):
-        raise bad_request(f"{what} needs at least one of type, attrs, q, scopeQ, a geo-query or local=true (an id alone "
-                          "is not enough)")
+        alone = "an id or idPattern alone" if not id_pattern_qualifies else "an id alone"
+        raise bad_request(f"{what} needs at least one of type, attrs, q, scopeQ, a geo-query or local=true "
+                          f"({alone} is not enough)")
 
 
 async def query_entities(request: Request) -> Response:
