@@ -87,11 +87,11 @@ class _Sql:
                               f"RETURNING 1) " + log.format(tenant="$7", payload="$8"))
         self.single_delete = (f"WITH w AS (DELETE FROM {t} WHERE id = $1 AND version = $2 RETURNING 1) "
                               + log.format(tenant="$3", payload="$4"))
-        self.lock_old = (f"SELECT id, scopes, convert_to(attrs::text, 'UTF8') AS attrs, "
-                         f"ARRAY(SELECT jsonb_object_keys(attrs)) AS keys "
-                         f"FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")
-        self.read_old = (f"SELECT id, scopes, version, convert_to(attrs::text, 'UTF8') AS attrs, "
-                         f"ARRAY(SELECT jsonb_object_keys(attrs)) AS keys FROM {t} WHERE id = $1")
+        # the old attributes as JSON text (embedded in the change entry as they are, never decoded) and their keys
+        old = ("id, scopes, version, convert_to(attrs::text, 'UTF8') AS attrs, "
+               "ARRAY(SELECT jsonb_object_keys(attrs)) AS keys")
+        self.lock_old = f"SELECT {old} FROM {t} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+        self.read_old = f"SELECT {old} FROM {t} WHERE id = $1"
         self.delete = f"DELETE FROM {t} WHERE id = ANY($1::text[])"
         # rows as parallel arrays; types and scopes as array literals (their length varies per row; parsing a
         # literal costs PostgreSQL far less than unpacking a JSON array); attrs as JSON text (a jsonb[] element
@@ -201,12 +201,8 @@ class BatchStore:
             return {}
         attrs = _stamped(entity, now, before is not None)
         payload = encode([_bulk_entry(op, entity, attrs, before, now)])
-        if before is None:
-            seq = await conn.fetchval(sql.single_insert, entity.id, entity.types, entity.scopes, now_dt,
-                                      attrs.decode(), tenant, payload)
-        else:
-            seq = await conn.fetchval(sql.single_update, entity.id, before["version"], entity.types, entity.scopes,
-                                      now_dt, attrs.decode(), tenant, payload)
+        seq = await _write_single(conn, sql, entity.id, before, entity.types, entity.scopes, attrs.decode(), now_dt,
+                                  tenant, payload)
         return None if seq is None else {entity.id: before is None}
 
     async def run(self, tenant: str, items: list[tuple[str, Rule]], now: str, now_dt: datetime, *,
@@ -269,18 +265,24 @@ class BatchStore:
         payload = encode(changes)
         new = state.get(entity_id)
         if new is not None:  # a rule set it (logged changes end either in a state or in a deletion)
-            attrs = orjson.dumps(new["attrs"]).decode()
-            if row is None:
-                seq = await conn.fetchval(sql.single_insert, entity_id, new["types"], new["scopes"], now_dt, attrs,
-                                          tenant, payload)
-            else:
-                seq = await conn.fetchval(sql.single_update, entity_id, row["version"], new["types"], new["scopes"],
-                                          now_dt, attrs, tenant, payload)
+            seq = await _write_single(conn, sql, entity_id, row, new["types"], new["scopes"],
+                                      orjson.dumps(new["attrs"]).decode(), now_dt, tenant, payload)
         elif row is not None:  # deleted (perhaps after items that changed it)
             seq = await conn.fetchval(sql.single_delete, entity_id, row["version"], tenant, payload)
         else:  # created and deleted again by the items: nothing stored, the entries still tell it
             seq = await conn.fetchval(_INSERT_CHANGE + " RETURNING seq", tenant, payload)
         return None if seq is None else (outcome, True)
+
+
+async def _write_single(conn: asyncpg.Connection, sql: _Sql, entity_id: str, before: Any, types: list[str],
+                        scopes: list[str] | None, attrs: str, now_dt: datetime, tenant: str, payload: bytes
+                        ) -> int | None:
+    """Write one entity's new state (``attrs``: JSON text) and its change entry, only if the row is still as
+    read (``before``: its version; None: still absent); the change's seq, None when it was not."""
+    if before is None:
+        return await conn.fetchval(sql.single_insert, entity_id, types, scopes, now_dt, attrs, tenant, payload)
+    return await conn.fetchval(sql.single_update, entity_id, before["version"], types, scopes, now_dt, attrs,
+                               tenant, payload)
 
 
 def _stamped(entity: EntityInput, now: str, replacing: bool) -> bytes:
