@@ -32,7 +32,7 @@ async def purge(request: Request) -> Response:
     keep, drop = list_param(request, "keep"), list_param(request, "drop")
     if keep and drop:
         raise bad_request("keep and drop cannot be used together")
-    query = filters_of(request, ctx, "purge")
+    query = filters_of(request, ctx, "purge", id_pattern_qualifies=False)  # idPattern=.* would empty the tenant
     matched = await matching_ids(broker.pool, broker.tenants, tenant, query, ctx, broker.postgis)
     keep_iris = {ctx.expand_term(a) for a in keep} if keep else None
     drop_iris = {ctx.expand_term(a) for a in drop} if drop else None

@@ -80,8 +80,9 @@ def parse_scope_q_param(text: str | None) -> Any:
     return parse_scope_q(text)
 
 
-def filters_of(request: Request, ctx: Context, what: str) -> EntityQuery:
-    """The entity filters of a query string (GET /entities, purge): at least one is required."""
+def filters_of(request: Request, ctx: Context, what: str, *, id_pattern_qualifies: bool = True) -> EntityQuery:
+    """The entity filters of a query string (GET /entities, purge): at least one is required (see
+    ``_require_selector``; a purge passes ``id_pattern_qualifies=False``)."""
     ids = list_param(request, "id")
     type_expr = request.query_params.get("type")
     wildcard = type_expr == "*"  # 4.17: every Entity Type
@@ -100,7 +101,7 @@ def filters_of(request: Request, ctx: Context, what: str) -> EntityQuery:
     # csf filters Context Source Registrations, which a local query does not consult; it is still checked
     # (its grammar is q's, 4.9) so that a malformed one is a bad request rather than ignored
     parse_q_param(request.query_params.get("csf"))
-    _require_selector(query, request, what, wildcard, id_pattern_qualifies=what != "purge")
+    _require_selector(query, request, what, wildcard, id_pattern_qualifies=id_pattern_qualifies)
     return query
 
 
