@@ -40,7 +40,7 @@ async def paged(http: Any, broker_url: str) -> AsyncIterator[dict[str, Any]]:
         entities.append(ent)
     reply = await ngsi.batch("create", entities, tenant=tenant)
     assert reply.status == 201, reply
-    yield {"ngsi": ngsi, "tenant": tenant}
+    yield {"ngsi": ngsi, "tenant": tenant, "entities": entities}
     await ngsi.request("DELETE", "/entities", params={"type": "A,B"}, tenant=tenant)
 
 
@@ -96,3 +96,26 @@ async def test_count_and_unpaged_answer_match_the_data(paged: dict[str, Any]) ->
     for types, expected in (("A", TOTAL_A + TOTAL_BA), ("B", TOTAL_BA), ("A;B", TOTAL_BA)):
         reply = await _get(paged, {"type": types, "limit": "0", "count": "true"})
         assert reply.headers["NGSILD-Results-Count"] == str(expected)
+
+
+@pytest.mark.parametrize("types", ["A", "B"])
+@pytest.mark.parametrize("q, holds", [
+    ("n>=2;n<=4", lambda n, s: n is not None and 2 <= n <= 4),
+    ("n==1..3", lambda n, s: n is not None and 1 <= n <= 3),
+    ("n>3", lambda n, s: n is not None and n > 3),
+    ('s=="even"', lambda n, s: s == "even"),
+    ('n==2|s=="odd"', lambda n, s: n == 2 or s == "odd"),
+])
+async def test_indexed_q_finds_every_type_position(paged: dict[str, Any], types: str, q: str,
+                                                   holds: Any) -> None:
+    """Index-backed ``q`` terms (planned as one branch with the type test, ``where_branches``) still find the
+    entities that have the type in a later position, and the count agrees."""
+    expected = sorted(e["id"] for e in paged["entities"]
+                      if types in ([e["type"]] if isinstance(e["type"], str) else e["type"])
+                      and holds(e.get("n", {}).get("value"), e["s"]["value"]))
+    assert expected
+    reply = await _get(paged, {"type": types, "q": q, "limit": "1000", "count": "true"})
+    assert sorted(e["id"] for e in reply.json) == expected
+    assert reply.headers["NGSILD-Results-Count"] == str(len(expected))
+    first = await _get(paged, {"type": types, "q": q, "limit": "3", "offset": "1"})
+    assert [e["id"] for e in first.json] == sorted(expected)[1:4]

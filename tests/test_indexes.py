@@ -36,18 +36,23 @@ async def test_queries_build_their_indexes(http: aiohttp.ClientSession, broker_u
     entities.append({"id": f"urn:ngsi-ld:Tank:{uuid.uuid4().hex}", "type": "Tank",
                      attr: [{"type": "Property", "value": 7}, {"type": "Property", "value": 39,
                                                                 "datasetId": "urn:ds:b"}]})
+    # Tank as a later type: once the indexes exist the query is one branch (where_branches) and must find it
+    entities.append({"id": f"urn:ngsi-ld:Tank:{uuid.uuid4().hex}", "type": ["Reservoir", "Tank"], attr: 38})
     async with http.post(broker_url + API + "/entityOperations/upsert", json=entities) as resp:
         assert resp.status == 201, await resp.text()
     wanted = {index_name(s) for s in index_specs(DEFAULT + attr, literal(DEFAULT + attr))}
     assert not wanted & await _indexes(database_dsn)
 
     async def query() -> set[str]:
-        params = {"type": "Tank", "q": f"{attr}>=38", "limit": "100"}
+        params = {"type": "Tank", "q": f"{attr}>=38", "limit": "100", "count": "true"}
         async with http.get(broker_url + API + "/entities", params=params) as resp:
             assert resp.status == 200, await resp.text()
-            return {e["id"] for e in await resp.json()}
+            found = {e["id"] for e in await resp.json()}
+            assert resp.headers["NGSILD-Results-Count"] == str(len(found))
+            return found
 
-    expected = {e["id"] for e in entities[38:]}  # 38, 39, and the one whose second instance is 39
+    # 38, 39, the one whose second instance is 39, the Reservoir
+    expected = {e["id"] for e in entities[38:]}
     for _ in range(3):  # the default threshold
         assert await query() == expected
     for _ in range(100):
@@ -56,6 +61,14 @@ async def test_queries_build_their_indexes(http: aiohttp.ClientSession, broker_u
         await asyncio.sleep(0.1)
     assert wanted <= await _indexes(database_dsn), "the broker did not build the indexes"
     assert await query() == expected
+
+
+def test_advisor_knows_which_indexes_are_ready():
+    advisor = IndexAdvisor("postgresql://unused")
+    specs = index_specs("https://x/y", "'https://x/y'")
+    assert not advisor.ready("tenant_default", specs)
+    advisor._built["tenant_default"] = {index_name(specs[0])}
+    assert advisor.ready("tenant_default", specs[:1]) and not advisor.ready("tenant_default", specs)
 
 
 async def test_advisor_threshold_zero_builds_nothing():

@@ -133,7 +133,13 @@ def render_entity(row: Any, ctx: Context, view: View, inline: Inline | None = No
     else:
         attributes = row["attrs"].items()
     if inline is None or inline.level <= 0:
+        bare = not view.sys_attrs  # the instances _bare_instance renders, tried here first (the common case)
         for iri, instances in attributes:
+            if bare and len(instances) == 1 and len(instances[0]) == 2:
+                fast = _bare_instance(instances[0], ctx, view.format)
+                if fast is not _GENERAL:
+                    out[compact(iri)] = fast
+                    continue
             out[compact(iri)] = render_attribute(instances, ctx, view, born)
         return out
     for iri, instances in attributes:
@@ -149,6 +155,11 @@ def render_attribute(instances: list[dict[str, Any]], ctx: Context, view: View, 
     """``born``: the entity's createdAt, the default of its instances' timestamps (see broker.model);
     ``link``: the Linked Entities to embed and their view (a Relationship of a ``join=inline`` request)."""
     if len(instances) == 1:
+        inst = instances[0]
+        if len(inst) == 2 and link is None and not view.sys_attrs:
+            fast = _bare_instance(inst, ctx, view.format)
+            if fast is not _GENERAL:
+                return fast
         if view.format == SIMPLIFIED:
             return _simplified(instances[0], ctx, view, link)
         return render_instance(instances[0], ctx, view, born, link)
@@ -156,6 +167,35 @@ def render_attribute(instances: list[dict[str, Any]], ctx: Context, view: View, 
         return {"dataset": {inst.get("datasetId", "@none"): _simplified(inst, ctx, view, link)
                             for inst in instances}}
     return [render_instance(inst, ctx, view, born, link) for inst in instances]
+
+
+_GENERAL = object()
+_BARE_MEMBER = {"Property": "value", "GeoProperty": "value", "Relationship": "object"}
+
+
+def _bare_instance(inst: dict[str, Any], ctx: Context, form: str) -> Any:
+    """What ``render_instance`` / ``_simplified`` give an instance that is only a type and its plain value (a
+    scalar Property, a GeoProperty, a Relationship to one entity), without their general walk over the
+    members: most instances of real entities are such (a 20-entity page has hundreds); ``_GENERAL`` for any
+    other instance."""
+    attr_type = inst["type"]
+    member = _BARE_MEMBER.get(attr_type)
+    value = inst.get(member) if member is not None else None
+    if value is None:
+        return _GENERAL
+    if attr_type == "Property":
+        if type(value) not in _SCALARS or not ctx.scalars_plain:
+            return _GENERAL
+    elif attr_type == "GeoProperty":
+        if type(value) is not dict:
+            return _GENERAL
+    elif type(value) is not str:
+        return _GENERAL
+    if form == NORMALIZED:
+        return {"type": attr_type, member: value}
+    if form == CONCISE and attr_type == "Relationship":
+        return {"object": value}
+    return value  # concise and simplified: the bare value
 
 
 def render_instance(inst: dict[str, Any], ctx: Context, view: View, born: str = "",

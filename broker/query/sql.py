@@ -41,14 +41,14 @@ PostgreSQL's dialect: map it with ``database_error``. The caller's statement_tim
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from broker.errors import NgsiError, bad_request
 from broker.jsonld.context import Context
 
-from .fast import bounded_range, fast_condition, literal, lower_bound, rare_predicate, upper_bound
+from .fast import bounded_range, fast_condition, json_text, literal, lower_bound, rare_predicate, upper_bound
 from .indexspec import IndexSpec
 from .q import DATETIME, And, Exists, Match, Or, Path, QExpr, Range, Term, Value, temporal_problem, terms
 
@@ -84,10 +84,33 @@ def compile_q(expr: QExpr, ctx: Context, args: list[Any], specs: list[IndexSpec]
     With ``specs`` (a list to fill), the commonest terms take their index-backed form (``broker.query.fast``)
     and the indexes that form can use are appended to ``specs``.
     """
+    if specs is not None:
+        return compile_indexed_q(expr, ctx, args, specs)[0]
+    return QCompiler(JsonPathLeaves(ctx, _checked(expr, args))).compile(expr)
+
+
+def compile_indexed_q(expr: QExpr, ctx: Context, args: list[Any], specs: list[IndexSpec]) -> tuple[str, bool]:
+    """``compile_q`` with index-backed terms, and whether those decide the whole of ``expr``: every row it
+    matches is found through some index (a conjunction with such a term, a disjunction of such terms), so the
+    caller can let PostgreSQL start from the indexes rather than walk an entity type in id order."""
+    leaves = IndexedLeaves(ctx, _checked(expr, args), specs)
+    sql = QCompiler(leaves).compile(expr)
+    return sql, index_served(expr, leaves.served)
+
+
+def _checked(expr: QExpr, args: list[Any]) -> list[Any]:
     if sum(1 for _ in terms(expr)) > MAX_TERMS:
         raise NgsiError("TooComplexQuery", f"q: more than {MAX_TERMS} query terms")
-    leaves = JsonPathLeaves(ctx, args) if specs is None else IndexedLeaves(ctx, args, specs)
-    return QCompiler(leaves).compile(expr)
+    return args
+
+
+def index_served(expr: QExpr, served: set[int]) -> bool:
+    """Whether the terms in ``served`` (their ``id()``s) decide every match of ``expr`` (see above)."""
+    if isinstance(expr, Or):
+        return all(index_served(item, served) for item in expr.items)
+    if isinstance(expr, And):
+        return any(index_served(item, served) for item in expr.items)
+    return id(expr) in served
 
 
 def database_error(exc: BaseException) -> NgsiError | None:
@@ -149,6 +172,7 @@ def resolve(path: Path, ctx: Context) -> Target:
     return Target(iris=tuple(iris), trailing=path.trailing)
 
 
+@lru_cache(maxsize=4096)  # the same few names in every query; a bad one raises, which is not cached
 def jp_key(key: str) -> str:
     """A name as a jsonpath string literal: printable ASCII but '"' and '\\' kept, all else \\u{...}."""
     if not key or len(key) > MAX_KEY:
@@ -216,7 +240,7 @@ class _Vars:
         self.index: int | None = None
 
     def name(self, value: Any) -> str:
-        key = json.dumps(value)  # 1 and 1.0 or true stay apart
+        key = json_text(value)  # 1 and 1.0 or true stay apart
         if key not in self.names:
             self.names[key] = f"v{len(self.values)}"
             self.values[self.names[key]] = value
@@ -230,7 +254,7 @@ class _Vars:
 
     def close(self) -> None:
         if self.index is not None:
-            self.args[self.index] = json.dumps(self.values)
+            self.args[self.index] = json_text(self.values)
 
 
 # ============================================================================================== leaves
@@ -447,6 +471,7 @@ class IndexedLeaves(JsonPathLeaves):
     def __init__(self, ctx: Context, args: list[Any], specs: list[IndexSpec]) -> None:
         super().__init__(ctx, args)
         self.specs = specs
+        self.served: set[int] = set()  # id() of the terms given the index-backed form
 
     def term(self, term: Term) -> str:
         iri = self._simple_iri(term)
@@ -487,6 +512,7 @@ class IndexedLeaves(JsonPathLeaves):
         """``fast OR (rare AND exact...)``: exact on every row (broker.query.fast)."""
         condition, specs = found
         self.specs.extend(specs)
+        self.served.update(id(t) for t in terms)
         lit = literal(iri)
         assert lit is not None
         exact = " AND ".join(super(IndexedLeaves, self).term(t) for t in terms)

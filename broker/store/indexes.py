@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from functools import lru_cache
 from typing import Iterable
 
 import asyncpg
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = ["IndexAdvisor", "IndexSpec", "index_name"]
 
 
+@lru_cache(maxsize=1024)  # every query asks for the names of its specs (note, ready)
 def index_name(spec: IndexSpec) -> str:
     digest = hashlib.sha256(f"{spec.method}|{spec.expression}|{spec.where}".encode()).hexdigest()
     return f"ix_{digest[:24]}"
@@ -74,6 +76,12 @@ class IndexAdvisor:
             if uses >= self.threshold and key not in self._scheduled:
                 self._scheduled.add(key)
                 self._queue.put_nowait((schema, spec))
+
+    def ready(self, schema: str, specs: Iterable[IndexSpec]) -> bool:
+        """Whether every index of ``specs`` is known to exist in ``schema`` (this process built it or found it
+        built; an index dropped behind the broker's back stays "known" until a restart)."""
+        built = self._built.get(schema)
+        return built is not None and all(index_name(spec) in built for spec in specs)
 
     async def _run(self) -> None:
         while True:
