@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from broker.errors import NgsiError
 from broker.jsonld import Context, ContextResolver
@@ -18,7 +20,19 @@ from broker.model.entity import parse_entity
 from broker.model.geojson_out import DEFAULT_GEOMETRY, feature, feature_collection, geometry_of
 from broker.model.language import choose_tag, parse_lang
 from broker.model.projection import check_conflicts, depth, expand, keeps, parse_projection
-from broker.model.render import CONCISE, NORMALIZED, SIMPLIFIED, Inline, View, relationship_targets, render_entity
+from broker.model.render import (
+    _GENERAL,
+    CONCISE,
+    NORMALIZED,
+    SIMPLIFIED,
+    Inline,
+    View,
+    _bare_instance,
+    _simplified,
+    relationship_targets,
+    render_entity,
+    render_instance,
+)
 
 EX = "https://example.org/"
 CREATED = "2024-01-01T00:00:00.000000Z"
@@ -290,3 +304,29 @@ async def test_nested_values_are_compacted(ctx: Context) -> None:
     got = render_entity(row, ctx, View())
     assert got["depths"]["valueList"] == [{"city": "Paris"}, 2] and got["depths"]["valueType"] == "City"
     assert got["depths"]["info"]["vocab"] == ["commercial", "Parking"] and got["route"]["objectType"] == "City"
+
+
+
+_BARE = st.one_of(
+    st.builds(lambda v: {"type": "Property", "value": v},
+              st.one_of(st.text(max_size=5), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
+                        st.lists(st.integers(), max_size=2), st.fixed_dictionaries({EX + "a": st.just(1)}))),
+    st.builds(lambda v: {"type": "GeoProperty", "value": v},
+              st.one_of(st.just({"type": "Point", "coordinates": [1.0, 2.0]}), st.text(max_size=3), st.none())),
+    st.builds(lambda v: {"type": "Relationship", "object": v},
+              st.one_of(st.just("urn:x:1"), st.lists(st.just("urn:x:2"), max_size=2), st.none())),
+    st.builds(lambda k: {"type": "Property", k: "x"}, st.sampled_from(["object", "valueList", EX + "sub"])),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(inst=_BARE, form=st.sampled_from([NORMALIZED, CONCISE, SIMPLIFIED]))
+async def test_bare_instance_short_path_equals_the_general_one(ctx: Context, inst: dict[str, Any],
+                                                               form: str) -> None:
+    """render_entity's short path for "type + plain value" instances answers what the general walk
+    (render_instance, _simplified) does, and leaves every other instance to it."""
+    fast = _bare_instance(inst, ctx, form)
+    if fast is _GENERAL:
+        return
+    view = View(format=form)
+    assert fast == (_simplified(inst, ctx, view) if form == SIMPLIFIED else render_instance(inst, ctx, view))
