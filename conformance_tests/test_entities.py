@@ -168,6 +168,34 @@ async def test_invalid_geojson_is_400(ngsi: Ngsi, geometry: Any) -> None:
     assert (await ngsi.get(ent["id"])).status == 404
 
 
+@pytest.mark.parametrize("text", ['{"type": "Point", "coordinates": [17.1, 48.7]}', '"{}"', '[1, 2]', "{",
+                                  '{"type": "Point", "coordinates": [17.1, 95.0]}'])
+async def test_string_encoded_geometry(ngsi: Ngsi, text: str) -> None:
+    """4.7.2 (ETSI extension TP 471_01): a GeoProperty value may be the JSON text of a geometry; it is stored
+    and served as the geometry object. A string that is not the text of a valid geometry is BadRequestData,
+    with nothing created."""
+    ent = entity("Vehicle", location=geo(text))
+    reply = await ngsi.create(ent)
+    if text.startswith('{"type": "Point", "coordinates": [17.1, 48.7]'):
+        assert reply.status == 201, reply
+        assert (await ngsi.fetch(ent["id"]))["location"]["value"] == point(17.1, 48.7)
+        return
+    problem(reply, 400, "BadRequestData")
+    assert (await ngsi.get(ent["id"])).status == 404
+
+
+@pytest.mark.parametrize("value_type, status", [("langString", 201), ("rdf:langString", 201),
+                                                ("xsd:string", 400), ("Text", 400)])
+async def test_language_property_value_type(ngsi: Ngsi, value_type: str, status: int) -> None:
+    """Table 5.2.32-1 (ETSI extension TP 5232_01): a LanguageProperty's valueType, when given, is langString."""
+    ent = entity("Building", probe={"type": "LanguageProperty", "languageMap": {"en": "x"}, "valueType": value_type})
+    reply = await ngsi.create(ent)
+    if status == 201:
+        assert reply.status == 201, reply
+    else:
+        problem(reply, 400, "BadRequestData")
+
+
 @pytest.mark.parametrize("attr", [
     pytest.param({"type": "Property"}, id="property-without-value"),
     pytest.param({"type": "Property", "value": None}, id="property-with-null-value"),

@@ -7,6 +7,8 @@ Clauses of ETSI GS CIM 009 v1.8: 5.6.6 Delete Entity, 5.6.17 Merge Entity, 5.6.1
 
 from __future__ import annotations
 
+import json
+from typing import Any
 
 import pytest
 
@@ -263,3 +265,38 @@ async def test_merge_with_key_values_fills_the_stored_value_members(ngsi: Ngsi) 
     assert same_instant(got["speed"]["observedAt"], "2024-05-01T10:00:00Z")
     assert got["owner"]["type"] == "Relationship" and got["owner"]["object"] == "urn:ngsi-ld:Person:B"
     assert got["color"]["type"] == "Property" and got["color"]["value"] == "red"
+
+
+async def test_merge_goes_into_a_json_object_value(ngsi: Ngsi) -> None:
+    """5.5.12 / RFC 7396 (ETSI extension TP 554_01_04): a merge patches a Property's JSON object value key by
+    key: a named key is updated, a key set to the NGSI-LD Null is removed, the others stay; a new attribute
+    keeps no Null; the Null is never stored or served. A scalar or array replaces as before."""
+    ent = entity("Vehicle", address=prop({"street": "Unter den Linden", "city": "Berlin", "country": "Germany"}),
+                 tags=prop(["a", "b"]))
+    await ngsi.create_ok(ent)
+    reply = await ngsi.merge(ent["id"], {"address": prop({"street": "Pariser Platz", "country": NULL}),
+                                         "tags": prop(["c"]), "other": prop({"k": 1, "gone": NULL})})
+    assert reply.status == 204, reply
+    got = await ngsi.fetch(ent["id"])
+    assert got["address"]["value"] == {"street": "Pariser Platz", "city": "Berlin"}
+    assert got["tags"]["value"] == ["c"] and got["other"]["value"] == {"k": 1}
+    assert NULL not in json.dumps(got)
+    # keyValues merge: the same rule
+    reply = await ngsi.merge(ent["id"], {"address": {"city": "Paris", "street": NULL}}, params={"options": "keyValues"})
+    assert reply.status == 204, reply
+    assert (await ngsi.fetch(ent["id"]))["address"]["value"] == {"city": "Paris"}
+
+
+@pytest.mark.parametrize("value", [{"country": NULL}, {"geo": {"country": NULL}}, [1, NULL]])
+async def test_null_inside_a_value_outside_a_merge_is_400(ngsi: Ngsi, value: Any) -> None:
+    """5.5.4 (ETSI extension TPs 554_01_02 / 03): the NGSI-LD Null inside a Property's value is BadRequestData
+    on create, append, partial update and replace, with nothing written."""
+    ent = entity("Vehicle", address=prop({"country": "Germany"}))
+    problem(await ngsi.create({**entity("Vehicle"), "address": prop(value)}), 400, "BadRequestData")
+    await ngsi.create_ok(ent)
+    problem(await ngsi.patch_attr(ent["id"], "address", {"value": value}), 400, "BadRequestData")
+    problem(await ngsi.append(ent["id"], {"extra": prop(value)}), 400, "BadRequestData")
+    problem(await ngsi.update_attrs(ent["id"], {"address": prop(value)}), 400, "BadRequestData")
+    problem(await ngsi.put_attr(ent["id"], "address", prop(value)), 400, "BadRequestData")
+    got = await ngsi.fetch(ent["id"])
+    assert got["address"]["value"] == {"country": "Germany"} and "extra" not in got

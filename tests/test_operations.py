@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, strategies as st
@@ -185,3 +186,28 @@ def test_iso_is_the_strftime_format(moment: datetime) -> None:
 def test_iso_years_have_four_digits() -> None:
     """ISO 8601 (glibc's strftime writes year 999 as '999')."""
     assert ops.iso(datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)) == "0999-01-02T03:04:05.000006Z"
+
+
+def _rfc7396(target: Any, patch: Any) -> Any:
+    """IETF RFC 7396 section 2, with the NGSI-LD Null in the role of JSON null."""
+    if not isinstance(patch, dict):
+        return patch
+    target = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value == NULL:
+            target.pop(key, None)
+        else:
+            target[key] = _rfc7396(target.get(key), value)
+    return target
+
+
+_JSON_KEYS = st.sampled_from(["a", "b", "c"])
+_JSON = st.recursive(st.one_of(st.integers(0, 3), st.text(max_size=2), st.just(NULL)),
+                     lambda inner: st.one_of(st.lists(inner, max_size=2),
+                                             st.dictionaries(_JSON_KEYS, inner, max_size=3)), max_leaves=8)
+
+
+@given(old=_JSON, patch=_JSON)
+def test_merge_value_is_rfc7396(old: Any, patch: Any) -> None:
+    """Merge Entity's JSON object values follow RFC 7396 (5.5.12), the NGSI-LD Null deleting keys."""
+    assert ops.merge_value(old, patch) == _rfc7396(old, patch)

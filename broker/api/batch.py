@@ -36,7 +36,7 @@ def _result(outcome: BatchOutcome, parse_errors: list[tuple[str, NgsiError]], *,
     return no_content()
 
 
-async def _entities(request: Request, *, allow_null: bool = False, require_type: bool = True
+async def _entities(request: Request, *, allow_null: bool = False, require_type: bool = True, merge: bool = False
                     ) -> tuple[list[tuple[str, EntityInput]], list[tuple[str, NgsiError]], str]:
     """Parse the batch body: (valid entities, per-item errors, tenant)."""
     broker = broker_of(request)
@@ -72,7 +72,8 @@ async def _entities(request: Request, *, allow_null: bool = False, require_type:
             ctx = contexts.get(key)
             if ctx is None:
                 ctx = contexts[key] = await broker.contexts.resolve(raw_ctx, tenant)
-            parsed.append((raw_id, parse_entity(item, ctx, allow_null=allow_null, require_type=require_type)))
+            parsed.append((raw_id, parse_entity(item, ctx, allow_null=allow_null, require_type=require_type,
+                                                merge=merge)))
         except NgsiError as exc:
             errors.append((raw_id if isinstance(raw_id, str) else str(raw_id), exc))
     return parsed, errors, tenant
@@ -147,7 +148,7 @@ async def batch_update(request: Request) -> Response:
 
 async def batch_merge(request: Request) -> Response:
     check_params(request, ("local",))
-    parsed, errors, tenant = await _entities(request, allow_null=True, require_type=False)
+    parsed, errors, tenant = await _entities(request, allow_null=True, require_type=False, merge=True)
     stamp = now()
     rule = _existing(lambda cur, e: operations.merge(cur, e, stamp[0]), "merge")
     outcome = await _run(request, tenant, [(e.id, rule(e)) for _, e in parsed], create_tenant=False, stamp=stamp)

@@ -108,7 +108,7 @@ async def merge_entity(request: Request) -> Response:
     stamp, stamp_dt = now()
     if options & {"keyValues", "simplified"}:  # values only: they go into the stored attributes' value members
         members = {k: v for k, v in body_object(body, "the entity fragment").items() if k in ENTITY_MEMBERS}
-        head = parse_entity(members, ctx, require_id=False, require_type=False, allow_null=True)
+        head = parse_entity(members, ctx, require_id=False, require_type=False, allow_null=True, merge=True)
         operations.check_same_id(head, entity_id)
         simple = {attribute_iri(k, ctx): v for k, v in body.items() if k not in ENTITY_MEMBERS}
         lang = request.query_params.get("lang")
@@ -121,7 +121,7 @@ async def merge_entity(request: Request) -> Response:
             return write
         await broker.entities.modify(tenant, entity_id, "merge", compute, stamp, stamp_dt)
         return no_content()
-    patch = parse_entity(body, ctx, require_id=False, require_type=False, allow_null=True)
+    patch = parse_entity(body, ctx, require_id=False, require_type=False, allow_null=True, merge=True)
     operations.check_same_id(patch, entity_id)
     if observed_at is not None:  # "used as the observedAt of the updated attributes" unless they carry one
         for insts in patch.attrs.values():

@@ -60,8 +60,11 @@ class EntityInput:
 
 
 def parse_entity(body: Any, ctx: Context, *, require_type: bool = True, require_id: bool = True,
-                 allow_null: bool = False) -> EntityInput:
-    """Validate and expand an entity body (Create, Replace, batch operations, merge with allow_null)."""
+                 allow_null: bool = False, merge: bool = False) -> EntityInput:
+    """Validate and expand an entity body (Create, Replace, batch operations; updates with ``allow_null``: the
+    NGSI-LD Null deletes what it stands for). Only a merge (``merge``, 5.5.12) may also carry the Null inside a
+    Property's JSON object value, where it removes a key (RFC 7396); anywhere else there it is BadRequestData
+    (5.5.4)."""
     if not isinstance(body, dict):
         raise bad_request("an entity must be a JSON object")
     entity_id = body.get("id", body.get("@id"))
@@ -82,7 +85,7 @@ def parse_entity(body: Any, ctx: Context, *, require_type: bool = True, require_
         if type(raw) is dict and not allow_null and _already_internal(iri, raw, ctx):
             attrs[iri] = [raw]  # the common shapes, proven valid as they are
         else:
-            attrs[iri] = parse_attribute(key, iri, raw, ctx, allow_null=allow_null)
+            attrs[iri] = parse_attribute(key, iri, raw, ctx, allow_null=allow_null, merge=merge)
     return EntityInput(entity_id or "", types, scopes, attrs)
 
 
@@ -149,13 +152,14 @@ def is_attribute_object(raw: Any) -> bool:
 
 
 def parse_attribute(name: str, iri: str, raw: Any, ctx: Context, *, allow_null: bool = False,
-                    depth: int = 0) -> list[dict[str, Any]]:
+                    depth: int = 0, merge: bool = False) -> list[dict[str, Any]]:
     """The instances of one attribute; a list of attribute objects means several datasetId instances."""
     where = f"attribute '{name}'"
     if allow_null and _is_null(raw):
         return []  # a deletion, by merge-patch semantics
     if isinstance(raw, list) and raw and all(isinstance(x, dict) and is_attribute_object(x) for x in raw):
-        instances = [parse_instance(where, iri, x, ctx, depth=depth, allow_null=allow_null) for x in raw]
+        instances = [parse_instance(where, iri, x, ctx, depth=depth, allow_null=allow_null, merge=merge)
+                     for x in raw]
         seen: set[Any] = set()
         for inst in instances:
             ds = inst.get("datasetId")
@@ -163,11 +167,11 @@ def parse_attribute(name: str, iri: str, raw: Any, ctx: Context, *, allow_null: 
                 raise bad_request(f"{where}: two instances with the same datasetId {ds or '(default)'}")
             seen.add(ds)
         return instances
-    return [parse_instance(where, iri, raw, ctx, depth=depth, allow_null=allow_null)]
+    return [parse_instance(where, iri, raw, ctx, depth=depth, allow_null=allow_null, merge=merge)]
 
 
 def parse_instance(where: str, iri: str, raw: Any, ctx: Context, *, depth: int = 0,
-                   allow_null: bool = False) -> dict[str, Any]:
+                   allow_null: bool = False, merge: bool = False) -> dict[str, Any]:
     """One attribute instance (or sub-attribute) into the internal form."""
     if depth > 16:
         raise bad_request(f"{where}: sub-attributes nested too deeply")
@@ -188,7 +192,7 @@ def parse_instance(where: str, iri: str, raw: Any, ctx: Context, *, depth: int =
     if declared == attr_type and not allow_null and _already_internal(iri, raw, ctx):
         return raw  # validated and already in the internal form: no copy (the request owns nothing else)
     inst: dict[str, Any] = {"type": attr_type}
-    _members(where, iri, attr_type, raw, inst, ctx, depth=depth, allow_null=allow_null)
+    _members(where, iri, attr_type, raw, inst, ctx, depth=depth, allow_null=allow_null, merge=merge)
     return inst
 
 
@@ -250,7 +254,7 @@ def parse_fragment(where: str, iri: str, raw: Any, ctx: Context) -> dict[str, An
 
 
 def _members(where: str, iri: str, attr_type: str | None, raw: dict[str, Any], inst: dict[str, Any],
-             ctx: Context, *, depth: int, allow_null: bool) -> None:
+             ctx: Context, *, depth: int, allow_null: bool, merge: bool = False) -> None:
     """Every member of an attribute object, validated into ``inst`` (the hot loop of every write)."""
     banned = values.PROHIBITED_MEMBERS.get(attr_type) if attr_type else None
     for key, member in raw.items():
@@ -265,7 +269,7 @@ def _members(where: str, iri: str, attr_type: str | None, raw: dict[str, Any], i
             if kind == "Property" and type(member) in _SCALARS and ctx.scalars_plain and member != NULL:
                 inst["value"] = member  # the common case, inline
             else:
-                inst[key] = value_member(where, kind, key, member, ctx, allow_null)
+                inst[key] = value_member(where, kind, key, member, ctx, allow_null, merge)
         elif key == "observedAt":
             inst["observedAt"] = values.parse_datetime(member, f"{where} observedAt")
         elif key == "unitCode":
@@ -278,6 +282,8 @@ def _members(where: str, iri: str, attr_type: str | None, raw: dict[str, Any], i
             continue
         elif key in ("objectType", "valueType"):
             inst[key] = _vocab_values(where, member, ctx)
+            if key == "valueType" and attr_type == "LanguageProperty" and not _is_lang_string(member, inst[key]):
+                raise bad_request(f"{where}: a LanguageProperty's valueType shall be langString (5.2.32)")
         elif key in _OTHER_MEMBERS:
             raise bad_request(f"{where}: '{key}' is not allowed in an attribute")
         else:
@@ -286,7 +292,15 @@ def _members(where: str, iri: str, attr_type: str | None, raw: dict[str, Any], i
                 inst[sub_iri] = None  # deletion marker, resolved by the merge rules
             else:
                 inst[sub_iri] = parse_instance(f"{where} sub-attribute '{key}'", sub_iri, member, ctx,
-                                               depth=depth + 1, allow_null=allow_null)
+                                               depth=depth + 1, allow_null=allow_null, merge=merge)
+
+
+LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
+
+
+def _is_lang_string(raw: Any, expanded: Any) -> bool:
+    """``langString`` as the user wrote it (no context defines the term), or any form expanding to rdf:langString."""
+    return raw in ("langString", "rdf:langString") or expanded == LANG_STRING
 
 
 def _attribute_type(where: str, iri: str, raw: dict[str, Any], ctx: Context) -> str | None:
@@ -324,8 +338,10 @@ def _concise_value(where: str, iri: str, raw: Any, ctx: Context) -> dict[str, An
     return {"type": "Property", "value": _value(raw, ctx)}
 
 
-def value_member(where: str, attr_type: str, member: str, value: Any, ctx: Context, allow_null: bool) -> Any:
-    """The value member ``member`` of an attribute of ``attr_type``, validated and expanded."""
+def value_member(where: str, attr_type: str, member: str, value: Any, ctx: Context, allow_null: bool,
+                 merge: bool = False) -> Any:
+    """The value member ``member`` of an attribute of ``attr_type``, validated and expanded; ``merge``: the
+    NGSI-LD Null may stand inside a Property's JSON object value (see ``parse_entity``)."""
     if value is None or (value == NULL and not allow_null):
         raise bad_request(f"{where}: '{member}' must not be null")
     if allow_null and (_is_null(value) or value == {"@none": NULL}):
@@ -333,10 +349,11 @@ def value_member(where: str, attr_type: str, member: str, value: Any, ctx: Conte
     if member != VALUE_MEMBER[attr_type]:
         raise bad_request(f"{where}: a {attr_type} cannot have '{member}'")
     if attr_type == "Property":
+        if not merge and type(value) in (dict, list):
+            values.check_not_null(value, where)
         return _value(value, ctx)
     if attr_type == "GeoProperty":
-        geojson.validate_geometry(value, where)
-        return value
+        return geojson.parse_geometry(value, where)  # also the JSON text of a geometry (4.7.2)
     if attr_type == "Relationship":
         return _uris(where, value, allow_list=True)
     if attr_type == "LanguageProperty":

@@ -164,8 +164,10 @@ def delete_scope(current: Any) -> Write:
     return Write(list(current["types"]), None)
 
 
-def merge_instance(old: dict[str, Any], patch: dict[str, Any], now: str, born: str) -> dict[str, Any]:
-    """Merge-patch of one instance: members in the patch replace, null sub-attributes are deleted."""
+def merge_instance(old: dict[str, Any], patch: dict[str, Any], now: str, born: str, *,
+                   deep: bool = False) -> dict[str, Any]:
+    """Merge-patch of one instance: members in the patch replace, null sub-attributes are deleted; ``deep``
+    (Merge Entity, 5.5.12): a Property's JSON object value is merged into the stored one (``merge_value``)."""
     merged = dict(old)
     if patch.get("type") and patch["type"] != old["type"]:
         merged = {k: v for k, v in old.items() if ":" in k or k in ("datasetId", "createdAt", "modifiedAt")}
@@ -173,10 +175,47 @@ def merge_instance(old: dict[str, Any], patch: dict[str, Any], now: str, born: s
         if value is None or (":" in key and isinstance(value, dict) and _is_deletion(value)):
             merged.pop(key, None)
         elif ":" in key and isinstance(old.get(key), dict) and isinstance(value, dict) and "type" in value:
-            merged[key] = merge_instance(old[key], value, now, born) if value["type"] == old[key]["type"] else value
+            merged[key] = (merge_instance(old[key], value, now, born, deep=deep)
+                           if value["type"] == old[key]["type"] else _without_nested_nulls(value))
+        elif key == "value" and deep and merged.get("type") == "Property":
+            merged[key] = merge_value(merged.get(key), value)
         else:
             merged[key] = value
     return stamp(merged, old, now, born)
+
+
+def merge_value(old: Any, patch: Any) -> Any:
+    """RFC 7396 merge of a Property value (5.5.12): a JSON object in the patch goes into the stored object
+    key by key, the NGSI-LD Null removing a key, keys the patch does not name staying; anything else (a scalar,
+    an array, a value object such as a typed DateTime) replaces. A patch object merged into nothing drops its
+    Nulls, so none is ever stored."""
+    if type(patch) is not dict or _atomic(patch):
+        return patch
+    out = dict(old) if type(old) is dict and not _atomic(old) else {}
+    for key, value in patch.items():
+        if _null_value(value):
+            out.pop(key, None)
+        else:
+            out[key] = merge_value(out.get(key), value)
+    return out
+
+
+def _atomic(value: dict[str, Any]) -> bool:
+    """A JSON-LD value object (``@value`` / ``@id`` / ``@list``): one value, not a map of keys."""
+    return "@value" in value or "@id" in value or "@list" in value
+
+
+def _null_value(value: Any) -> bool:
+    """The NGSI-LD Null inside a value, plain or as the value object its key's coercion made of it."""
+    return value == NULL or (type(value) is dict and len(value) == 1
+                             and (value.get("@value") == NULL or value.get("@id") == NULL))
+
+
+def _without_nested_nulls(inst: dict[str, Any]) -> dict[str, Any]:
+    """A new instance of a merge: the Nulls inside its Property value removed (merged into nothing)."""
+    if inst.get("type") == "Property" and type(inst.get("value")) is dict:
+        return {**inst, "value": merge_value(None, inst["value"])}
+    return inst
 
 
 def partial_update(current: Any, iri: str, patch: dict[str, Any], now: str) -> Write:
@@ -266,9 +305,9 @@ def merge(current: Any, patch: EntityInput, now: str) -> Write:
                     del existing[i]
                 continue
             if i >= 0:
-                existing[i] = merge_instance(existing[i], inst, now, born)
+                existing[i] = merge_instance(existing[i], inst, now, born, deep=True)
             else:
-                _put(existing, stamp(_drop_null_markers(inst), None, now, born))
+                _put(existing, stamp(_without_nested_nulls(_drop_null_markers(inst)), None, now, born))
         if existing:
             write.set_attrs[iri] = existing
         elif iri in attrs:
@@ -298,17 +337,17 @@ def merge_simplified(current: Any, values: dict[str, Any], ctx: Context, now: st
             continue
         if i < 0:
             kind = "GeoProperty" if geojson.is_geometry(raw) else "Property"
-            patch = parse_instance(where, iri, {"type": kind, "value": raw}, ctx)
+            patch = _without_nested_nulls(parse_instance(where, iri, {"type": kind, "value": raw}, ctx, merge=True))
         else:
             stored = existing[i]["type"]
             member = VALUE_MEMBER[stored]
             if stored == "LanguageProperty" and lang:
                 raw = {**existing[i]["languageMap"], lang: raw}
-            patch = {member: value_member(where, stored, member, raw, ctx, False)}
+            patch = {member: value_member(where, stored, member, raw, ctx, False, merge=True)}
         if observed_at is not None:
             patch["observedAt"] = observed_at
         if i >= 0:
-            existing[i] = merge_instance(existing[i], patch, now, born)
+            existing[i] = merge_instance(existing[i], patch, now, born, deep=True)
         else:
             _put(existing, stamp(patch, None, now, born))
         write.set_attrs[iri] = existing
