@@ -300,3 +300,34 @@ async def test_null_inside_a_value_outside_a_merge_is_400(ngsi: Ngsi, value: Any
     problem(await ngsi.put_attr(ent["id"], "address", prop(value)), 400, "BadRequestData")
     got = await ngsi.fetch(ent["id"])
     assert got["address"]["value"] == {"country": "Germany"} and "extra" not in got
+
+
+_GATED_WRITES = {  # (method, path under /entities/{id}, body): the entity writes that take a type selector
+    "update attrs": ("PATCH", "/attrs", {"name": prop("y")}),
+    "append attrs": ("POST", "/attrs", {"extra": prop("y")}),
+    "partial update": ("PATCH", "/attrs/name", {"value": "y"}),
+    "replace attr": ("PUT", "/attrs/name", prop("y")),
+    "delete attr": ("DELETE", "/attrs/name", None),
+    "delete scope": ("DELETE", "/attrs/scope", None),
+    "merge": ("PATCH", "", {"name": prop("y")}),
+    "replace": ("PUT", "", {"type": "Building", "name": prop("y")}),
+    "delete": ("DELETE", "", None),
+}
+
+
+@pytest.mark.parametrize("write", list(_GATED_WRITES))
+async def test_type_selector_gates_entity_writes(ngsi: Ngsi, write: str) -> None:
+    """4.17 with 5.6.2.4 / 5.6.3.4 / 5.6.4.4 / 5.6.5.4 / 5.6.6.4 (ETSI extension TPs 562–566): with ``type``,
+    a write to an entity of other types is ResourceNotFound and changes nothing; a matching selector (also an
+    expression naming a later type) writes."""
+    method, path, body = _GATED_WRITES[write]
+    ent = {**entity(["Building", "Shelter"], name=prop("x")), "scope": "/Madrid"}
+    await ngsi.create_ok(ent)
+    before = await ngsi.fetch(ent["id"])
+    target = ngsi.entity_path(ent["id"]) + path
+    problem(await ngsi.request(method, target, body=body, params={"type": "Vehicle"}), 404, "ResourceNotFound")
+    assert await ngsi.fetch(ent["id"]) == before
+    reply = await ngsi.request(method, target, body=body, params={"type": "Vehicle|Shelter"})
+    assert reply.status == 204, reply
+    after = await ngsi.get(ent["id"])
+    assert after.status == 404 if write == "delete" else after.json != before

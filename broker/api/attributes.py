@@ -14,7 +14,7 @@ from ..model import operations
 from ..model.entity import attribute_iri, parse_entity, parse_fragment, parse_instance
 from ..model.operations import Write
 from .http import JSON, LD_JSON, MERGE_PATCH, json_response, no_content, read_json_in_context, tenant_of
-from .params import bool_param, check_params, entity_path_id, link_context, now, options_of
+from .params import bool_param, check_params, entity_path_id, gated, link_context, now, options_of
 
 
 def update_result(write: Write, ctx: Context) -> Response:
@@ -43,8 +43,8 @@ async def append_attributes(request: Request) -> Response:
     operations.check_same_id(fragment, entity_id)
     stamp, stamp_dt = now()
     write = await broker_of(request).entities.modify(
-        tenant, entity_id, "append", lambda row: operations.append(row, fragment, stamp, overwrite=overwrite),
-        stamp, stamp_dt)
+        tenant, entity_id, "append",
+        gated(request, ctx, lambda row: operations.append(row, fragment, stamp, overwrite=overwrite)), stamp, stamp_dt)
     return update_result(write, ctx)
 
 
@@ -56,7 +56,8 @@ async def update_attributes(request: Request) -> Response:
     operations.check_same_id(fragment, entity_id)
     stamp, stamp_dt = now()
     write = await broker_of(request).entities.modify(
-        tenant, entity_id, "update", lambda row: operations.update(row, fragment, stamp), stamp, stamp_dt)
+        tenant, entity_id, "update", gated(request, ctx, lambda row: operations.update(row, fragment, stamp)),
+        stamp, stamp_dt)
     return update_result(write, ctx)
 
 
@@ -81,11 +82,13 @@ async def partial_update(request: Request) -> Response:
     patch = parse_fragment(f"attribute '{name}'", iri, body, ctx)
     stamp, stamp_dt = now()
     store = broker_of(request).entities
-    if operations.is_plain_property_patch(patch) and \
+    # the one-statement path reads nothing: not with a type selector to check first
+    if operations.is_plain_property_patch(patch) and not request.query_params.get("type") and \
             await store.patch_property(tenant, entity_id, iri, patch, stamp, stamp_dt):
         return no_content()
     await store.modify(tenant, entity_id, "partialUpdate",
-                       lambda row: operations.partial_update(row, iri, patch, stamp), stamp, stamp_dt)
+                       gated(request, ctx, lambda row: operations.partial_update(row, iri, patch, stamp)),
+                       stamp, stamp_dt)
     return no_content()
 
 
@@ -98,8 +101,8 @@ async def replace_attribute(request: Request) -> Response:
     inst = _attribute_body(body, name, iri, ctx)
     stamp, stamp_dt = now()
     await broker_of(request).entities.modify(
-        tenant, entity_id, "replaceAttr", lambda row: operations.replace_attribute(row, iri, inst, stamp),
-        stamp, stamp_dt)
+        tenant, entity_id, "replaceAttr",
+        gated(request, ctx, lambda row: operations.replace_attribute(row, iri, inst, stamp)), stamp, stamp_dt)
     return no_content()
 
 
@@ -112,13 +115,15 @@ async def delete_attribute(request: Request) -> Response:
     name = request.path_params["attr_id"]
     stamp, stamp_dt = now()
     if name == "scope":  # scope is an entity member, deletable through this resource (4.18)
-        await broker.entities.modify(tenant, entity_id, "deleteAttr", operations.delete_scope, stamp, stamp_dt)
+        await broker.entities.modify(tenant, entity_id, "deleteAttr", gated(request, ctx, operations.delete_scope),
+                                     stamp, stamp_dt)
         return no_content()
     iri = attribute_iri(name, ctx)
     dataset_id = request.query_params.get("datasetId")
     delete_all = bool_param(request, "deleteAll")
     await broker.entities.modify(
         tenant, entity_id, "deleteAttr",
-        lambda row: operations.delete_attribute(row, iri, dataset_id, delete_all), stamp, stamp_dt)
+        gated(request, ctx, lambda row: operations.delete_attribute(row, iri, dataset_id, delete_all)),
+        stamp, stamp_dt)
     return no_content()
 

@@ -14,7 +14,6 @@ from starlette.responses import Response
 from ..errors import NgsiError, not_found
 from ..model import operations, values
 from ..model.entity import ENTITY_MEMBERS, attribute_iri, parse_entity
-from ..query.types import parse_types, type_holds
 from ..services import broker_of
 from .http import (GEO_JSON, JSON, LD_JSON, MERGE_PATCH, body_context, negotiate, no_content, read_json,
                    read_json_in_context, tenant_of)
@@ -24,11 +23,13 @@ from .params import (
     bool_param,
     check_params,
     entity_path_id,
+    gated,
     geometry_property,
     join_of,
     link_context,
     now,
     options_of,
+    type_selector,
     view_of,
 )
 from .render import entity_response
@@ -66,19 +67,12 @@ async def retrieve_entity(request: Request) -> Response:
     if request.query_params.get("local") is not None:
         bool_param(request, "local")  # no registrations: every retrieval is local
     row = await broker.entities.get(tenant, entity_id)
-    if row is None or not _type_matches(request, ctx, row["types"]):
+    matches = type_selector(request, ctx)  # 5.7.1.4
+    if row is None or (matches is not None and not matches(row["types"])):
         raise not_found(f"entity {entity_id} does not exist")
     if view.attrs is not None and not any(a in row["attrs"] for a in view.attrs):
         raise not_found(f"entity {entity_id} has none of the requested attributes")
     return await entity_response(request, row, ctx, view, media, join, geometry)
-
-
-def _type_matches(request: Request, ctx, types: list[str]) -> bool:
-    """The ``type`` parameter of Retrieve Entity (5.7.1.4, a 4.17 type expression) holds for ``types``."""
-    wanted = request.query_params.get("type")
-    if not wanted:
-        return True
-    return type_holds(parse_types(wanted), set(types), ctx.expand_term)
 
 
 async def replace_entity(request: Request) -> Response:
@@ -91,7 +85,8 @@ async def replace_entity(request: Request) -> Response:
     operations.check_same_id(entity, entity_id)
     stamp, stamp_dt = now()
     await broker.entities.modify(tenant, entity_id, "replace",
-                                 lambda row: operations.replace(row, entity, stamp), stamp, stamp_dt)
+                                 gated(request, ctx, lambda row: operations.replace(row, entity, stamp)),
+                                 stamp, stamp_dt)
     return no_content()
 
 
@@ -119,7 +114,7 @@ async def merge_entity(request: Request) -> Response:
             if head.scopes is not None:
                 write.scopes = head.scopes or None
             return write
-        await broker.entities.modify(tenant, entity_id, "merge", compute, stamp, stamp_dt)
+        await broker.entities.modify(tenant, entity_id, "merge", gated(request, ctx, compute), stamp, stamp_dt)
         return no_content()
     patch = parse_entity(body, ctx, require_id=False, require_type=False, allow_null=True, merge=True)
     operations.check_same_id(patch, entity_id)
@@ -128,7 +123,8 @@ async def merge_entity(request: Request) -> Response:
             for inst in insts:
                 inst.setdefault("observedAt", observed_at)
     await broker.entities.modify(tenant, entity_id, "merge",
-                                 lambda row: operations.merge(row, patch, stamp), stamp, stamp_dt)
+                                 gated(request, ctx, lambda row: operations.merge(row, patch, stamp)),
+                                 stamp, stamp_dt)
     return no_content()
 
 
@@ -136,5 +132,6 @@ async def delete_entity(request: Request) -> Response:
     check_params(request, ("local", "type"))
     broker = broker_of(request)
     stamp, _ = now()
-    await broker.entities.delete(tenant_of(request), entity_path_id(request), stamp)
+    matches = type_selector(request, await link_context(request)) if request.query_params.get("type") else None
+    await broker.entities.delete(tenant_of(request), entity_path_id(request), stamp, matches)
     return no_content()

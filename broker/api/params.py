@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from starlette.requests import Request
 
-from ..errors import NgsiError, bad_request
+from ..errors import NgsiError, bad_request, not_found
 from ..jsonld import Context
 from ..model import projection, values
 from ..model.language import parse_lang
 from ..model.operations import iso
 from ..model.render import CONCISE, NORMALIZED, SIMPLIFIED, View
+from ..query.types import parse_types, type_holds
 from .http import GEO_JSON, link_context_url
+
+T = TypeVar("T")
 
 FORMATS = {"normalized": NORMALIZED, "concise": CONCISE, "simplified": SIMPLIFIED, "keyValues": SIMPLIFIED}
 REPRESENTATION_OPTIONS = frozenset(("normalized", "concise", "simplified", "keyValues", "sysAttrs"))
@@ -232,3 +235,27 @@ def body_object(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise NgsiError("BadRequestData", f"{what} must be a JSON object")
     return body
+
+
+def type_selector(request: Request, ctx: Context) -> Callable[[list[str]], bool] | None:
+    """The ``type`` selector of an entity write (4.17; 5.6.2.4, 5.6.3.4, 5.6.4.4, 5.6.5.4, 5.6.6.4 ...) as a
+    test of the stored entity's (expanded) types; None when the request has none."""
+    raw = request.query_params.get("type")
+    if not raw:
+        return None
+    selector = parse_types(raw)
+    return lambda types: type_holds(selector, set(types), ctx.expand_term)
+
+
+def gated(request: Request, ctx: Context, compute: Callable[[Any], T]) -> Callable[[Any], T]:
+    """``compute(row)`` behind the request's ``type`` selector: an entity of other types is ResourceNotFound
+    (as if there were no entity with this id and type), and nothing is written."""
+    matches = type_selector(request, ctx)
+    if matches is None:
+        return compute
+
+    def run(row: Any) -> T:
+        if not matches(row["types"]):
+            raise not_found(f"entity {row['id']} is not of type {request.query_params['type']}")
+        return compute(row)
+    return run

@@ -50,6 +50,7 @@ class _Sql:
         self.history = history
         self.get = f"SELECT {COLUMNS} FROM {t} WHERE id = $1"
         self.get_locked = self.get + " FOR UPDATE"
+        self.lock_types = f"SELECT types FROM {t} WHERE id = $1 FOR UPDATE"
         self.create = (
             f"WITH i AS (INSERT INTO {t} (id, types, scopes, created_at, modified_at, attrs) "
             f"VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING 1) "
@@ -213,10 +214,21 @@ class EntityStore:
         self.on_write(tenant)
         return True
 
-    async def delete(self, tenant: str, entity_id: str, now: str) -> None:
+    async def delete(self, tenant: str, entity_id: str, now: str,
+                     matches: Callable[[list[str]], bool] | None = None) -> None:
+        """Delete the entity; ``matches``: a type selector its types must pass (else ResourceNotFound), checked
+        on the locked row so that nothing retypes it in between."""
         sql = await self.sql(tenant)
-        if await self.pool.fetchval(sql.delete, entity_id, tenant, now) is None:
-            raise not_found(f"entity {entity_id} does not exist")
+        if matches is None:
+            seq = await self.pool.fetchval(sql.delete, entity_id, tenant, now)
+        else:
+            async with self.pool.acquire() as conn, conn.transaction():
+                types = await conn.fetchval(sql.lock_types, entity_id)
+                seq = (await conn.fetchval(sql.delete, entity_id, tenant, now)
+                       if types is not None and matches(types) else None)
+        if seq is None:
+            raise not_found(f"entity {entity_id} does not exist" if matches is None
+                            else f"entity {entity_id} does not exist with the requested type")
         self.on_write(tenant)
 
     async def delete_with_history(self, tenant: str, entity_id: str, now: str) -> bool:
