@@ -132,6 +132,7 @@ async def delete_entity(request: Request) -> Response:
     check_params(request, ("local", "type"))
     broker = broker_of(request)
     stamp, _ = now()
+    # the Link header's context is resolved only for a selector: a plain delete never needed it
     matches = type_selector(request, await link_context(request)) if request.query_params.get("type") else None
     await broker.entities.delete(tenant_of(request), entity_path_id(request), stamp, matches)
     return no_content()

@@ -132,20 +132,17 @@ def render_entity(row: Any, ctx: Context, view: View, inline: Inline | None = No
         attributes: Any = kept_attributes(row, view)
     else:
         attributes = row["attrs"].items()
-    if inline is None or inline.level <= 0:
-        bare = not view.sys_attrs  # the instances _bare_instance renders, tried here first (the common case)
-        for iri, instances in attributes:
-            if bare and len(instances) == 1 and len(instances[0]) == 2:
-                fast = _bare_instance(instances[0], ctx, view.format)
-                if fast is not _GENERAL:
-                    out[compact(iri)] = fast
-                    continue
-            out[compact(iri)] = render_attribute(instances, ctx, view, born)
-        return out
+    linking = inline is not None and inline.level > 0
+    bare = not view.sys_attrs  # the short path for most instances: a type and a plain value (_bare_instance)
     for iri, instances in attributes:
         link = None
-        if any(i.get("type") in RELATIONSHIPS for i in instances):
-            link = (inline.below(row["id"]), view.for_linked(iri))
+        if linking and any(i.get("type") in RELATIONSHIPS for i in instances):
+            link = (inline.below(row["id"]), view.for_linked(iri))  # type: ignore[union-attr]
+        elif bare and len(instances) == 1 and len(instances[0]) == 2:
+            fast = _bare_instance(instances[0], ctx, view.format)
+            if fast is not _GENERAL:
+                out[compact(iri)] = fast
+                continue
         out[compact(iri)] = render_attribute(instances, ctx, view, born, link)
     return out
 
@@ -155,11 +152,6 @@ def render_attribute(instances: list[dict[str, Any]], ctx: Context, view: View, 
     """``born``: the entity's createdAt, the default of its instances' timestamps (see broker.model);
     ``link``: the Linked Entities to embed and their view (a Relationship of a ``join=inline`` request)."""
     if len(instances) == 1:
-        inst = instances[0]
-        if len(inst) == 2 and link is None and not view.sys_attrs:
-            fast = _bare_instance(inst, ctx, view.format)
-            if fast is not _GENERAL:
-                return fast
         if view.format == SIMPLIFIED:
             return _simplified(instances[0], ctx, view, link)
         return render_instance(instances[0], ctx, view, born, link)

@@ -95,12 +95,12 @@ def fast_condition(term: Term, iri: str, param: Any) -> tuple[str, list[IndexSpe
                                                          any(isinstance(v, Range) for v in term.values))):
         return None
     e = value_expression(lit)
-    # e is never NULL (value_expression); JSON null sorts below every value: ranges and order comparisons
-    # exclude it with the type test
-    typed = f"jsonb_typeof({e}) = '{_JSON_TYPE[kind]}'"
     if term.op in _ORDER_OPS:
         if len(term.values) != 1 or isinstance(term.values[0], Range):
             return None
+        # e is never NULL (value_expression); JSON null and the other types sort on one side of every number:
+        # a one-sided comparison excludes them with the type test
+        typed = f"jsonb_typeof({e}) = '{_JSON_TYPE[kind]}'"
         cond = f"({e} {_ORDER_OPS[term.op]} {_json(param, term.values[0].value)} AND {typed})"
     elif len(term.values) == 1 and isinstance(term.values[0], Range):
         rng = term.values[0]  # numbers (kind): no type test (module doc)

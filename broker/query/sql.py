@@ -86,22 +86,23 @@ def compile_q(expr: QExpr, ctx: Context, args: list[Any], specs: list[IndexSpec]
     """
     if specs is not None:
         return compile_indexed_q(expr, ctx, args, specs)[0]
-    return QCompiler(JsonPathLeaves(ctx, _checked(expr, args))).compile(expr)
+    _check_size(expr)
+    return QCompiler(JsonPathLeaves(ctx, args)).compile(expr)
 
 
 def compile_indexed_q(expr: QExpr, ctx: Context, args: list[Any], specs: list[IndexSpec]) -> tuple[str, bool]:
     """``compile_q`` with index-backed terms, and whether those decide the whole of ``expr``: every row it
     matches is found through some index (a conjunction with such a term, a disjunction of such terms), so the
     caller can let PostgreSQL start from the indexes rather than walk an entity type in id order."""
-    leaves = IndexedLeaves(ctx, _checked(expr, args), specs)
+    _check_size(expr)
+    leaves = IndexedLeaves(ctx, args, specs)
     sql = QCompiler(leaves).compile(expr)
     return sql, index_served(expr, leaves.served)
 
 
-def _checked(expr: QExpr, args: list[Any]) -> list[Any]:
+def _check_size(expr: QExpr) -> None:
     if sum(1 for _ in terms(expr)) > MAX_TERMS:
         raise NgsiError("TooComplexQuery", f"q: more than {MAX_TERMS} query terms")
-    return args
 
 
 def index_served(expr: QExpr, served: set[int]) -> bool:

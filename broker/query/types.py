@@ -81,10 +81,14 @@ class _Parser:
 def compile_types(expr: TypeExpr, ctx: Context, args: list[Any]) -> str:
     if isinstance(expr, TypeName):
         args.append(ctx.expand_term(expr.name))
-        n = len(args)
-        return f"({first_type(n)} OR {later_type(n)})"
+        return any_position(len(args))
     joiner = " AND " if expr.op == "and" else " OR "
     return "(" + joiner.join(compile_types(item, ctx, args) for item in expr.items) + ")"
+
+
+def any_position(n: int) -> str:
+    """The type bound to ``$n`` in any position: the first or a later one."""
+    return f"({first_type(n)} OR {later_type(n)})"
 
 
 def first_type(n: int) -> str:

@@ -32,7 +32,7 @@ from ..query.sql import compile_indexed_q
 from ..query.geo import GeoFilter, GeoQuery, compile_geo
 from ..query.indexspec import IndexSpec
 from ..query.order import OrderKey, collation_candidates, order_clause
-from ..query.types import TypeExpr, compile_types, first_type, later_type, single_type
+from ..query.types import TypeExpr, any_position, compile_types, first_type, later_type, single_type
 from .entities import COLUMNS
 from .indexes import IndexAdvisor
 from .tenants import Tenants
@@ -167,7 +167,7 @@ def where_branches(query: EntityQuery, ctx: Context, args: list[Any], specs: lis
     n = len(args)
     rest, indexed = _where(replace(query, selectors=[replace(sel, types=None)]), ctx, args, specs, postgis, geo)
     if indexed and ready is not None and specs and ready(specs):
-        return [f"({first_type(n)} OR {later_type(n)}) AND {rest}"]
+        return [f"{any_position(n)} AND {rest}"]
     return [f"{first_type(n)} AND {rest}", f"{later_type(n)} AND {rest}"]
 
 
